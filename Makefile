@@ -1,0 +1,37 @@
+# Ferry — common tasks. `make demo` and `make test` are the README's two commands.
+SWIFT ?= swift
+PROTOC_GEN_SWIFT ?= .build-protoc/release/protoc-gen-swift
+
+.PHONY: all build release test demo bench proto deps clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build --product ferry
+
+release: deps
+	$(SWIFT) build -c release --product ferry
+
+test: deps
+	$(SWIFT) build --product ferry
+	$(SWIFT) test
+
+demo: deps
+	$(SWIFT) build --product ferry
+	$$($(SWIFT) build --show-bin-path)/ferry demo
+
+bench: release
+	$$($(SWIFT) build -c release --show-bin-path)/ferry bench merge --n 10000 --seed 42
+
+# Regenerates the committed protobuf code (needs protoc; builds the plugin once).
+proto:
+	@command -v protoc >/dev/null || (apt-get update && apt-get install -y protobuf-compiler)
+	@test -x $(PROTOC_GEN_SWIFT) || (cd .build/checkouts/swift-protobuf && $(SWIFT) build -c release --product protoc-gen-swift --scratch-path $(CURDIR)/.build-protoc)
+	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_opt=Visibility=Public \
+		--swift_out=Sources/FerryProtocol/Generated -I protocol protocol/ferry.proto
+
+clean:
+	rm -rf .build

@@ -1,0 +1,73 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "Ferry",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ferry", targets: ["ferry"]),
+        .library(name: "FerryCore", targets: ["FerryCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "FerryCore", swiftSettings: strict),
+        .target(name: "FerryCrypto", dependencies: ["CSodium"], swiftSettings: strict),
+        .target(
+            name: "FerryProtocol",
+            dependencies: [
+                "FerryCore", "FerryCrypto", "CZstd", "CZlib",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "FerryStore",
+            dependencies: ["FerryCore", "FerryProtocol", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
+        .target(
+            name: "FerryAgent",
+            dependencies: [
+                "FerryStore", "FerryProtocol", "FerryCrypto",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "FerryHub",
+            dependencies: [
+                "FerryStore", "FerryProtocol", "FerryCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        .target(name: "FerryTesting", dependencies: ["FerryCore", "FerryCrypto", "FerryProtocol"], swiftSettings: strict),
+        .executableTarget(
+            name: "ferry",
+            dependencies: [
+                "FerryCore", "FerryCrypto", "FerryProtocol", "FerryStore", "FerryAgent", "FerryHub",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strict),
+        .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryTesting"], swiftSettings: strict),
+        .testTarget(name: "FerryCryptoTests", dependencies: ["FerryCrypto"], swiftSettings: strict),
+        .testTarget(name: "FerryProtocolTests", dependencies: ["FerryProtocol", "FerryTesting"], swiftSettings: strict),
+        .testTarget(name: "FerryStoreTests", dependencies: ["FerryStore", "FerryTesting"], swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["FerryCore", "FerryTesting"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,128 @@
+import Foundation
+
+/// A typed field value (DESIGN §3): null, bool, int64, double, NFC string, date, small bytes.
+///
+/// Strings are normalised to Unicode NFC when the value is made, so equality,
+/// search and conflicts never depend on which keyboard typed a Vietnamese name.
+public enum Value: Sendable, Hashable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    /// Always NFC; build it with ``Value/string(_:)`` to normalise.
+    case text(String)
+    /// Days since 1970-01-01 (proleptic Gregorian, UTC).
+    case date(Int32)
+    case bytes([UInt8])
+
+    /// The largest byte value a field may hold ("small bytes").
+    public static let maxBytes = 4096
+    /// The largest string a field may hold, in UTF-8 bytes.
+    public static let maxStringBytes = 4096
+
+    /// Makes a string value, normalised to NFC.
+    public static func string(_ s: String) -> Value {
+        .text(s.nfc)
+    }
+
+    /// The name of the value's type as forms spell it.
+    public var typeName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "bool"
+        case .int: "int"
+        case .double: "double"
+        case .text: "string"
+        case .date: "date"
+        case .bytes: "bytes"
+        }
+    }
+
+    /// True for ``Value/null``.
+    public var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
+    /// A short human-readable rendering (dates as YYYY-MM-DD, bytes as hex).
+    public var display: String {
+        switch self {
+        case .null: return "∅"
+        case .bool(let b): return b ? "true" : "false"
+        case .int(let i): return String(i)
+        case .double(let d): return Value.formatDouble(d)
+        case .text(let s): return s
+        case .date(let d): return CivilDate(daysSinceEpoch: d).description
+        case .bytes(let b): return "0x" + b.map { String(format: "%02x", $0) }.joined()
+        }
+    }
+
+    static func formatDouble(_ d: Double) -> String {
+        if d == d.rounded(), abs(d) < 1e15 { return String(format: "%.1f", d) }
+        return "\(d)"
+    }
+}
+
+extension String {
+    /// This string in Unicode Normalization Form C.
+    public var nfc: String { precomposedStringWithCanonicalMapping }
+}
+
+/// A calendar date without time zone, stored as days since 1970-01-01.
+public struct CivilDate: Sendable, Hashable, CustomStringConvertible {
+    public var year: Int
+    public var month: Int
+    public var day: Int
+
+    public init(year: Int, month: Int, day: Int) {
+        self.year = year
+        self.month = month
+        self.day = day
+    }
+
+    /// Parses `YYYY-MM-DD`; nil when malformed or not a real day.
+    public init?(iso: String) {
+        let parts = iso.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+            let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
+            (1...12).contains(m), d >= 1, d <= CivilDate.daysIn(month: m, year: y)
+        else { return nil }
+        self.init(year: y, month: m, day: d)
+    }
+
+    /// Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+    public var daysSinceEpoch: Int32 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return Int32(truncatingIfNeeded: era * 146097 + doe - 719468)
+    }
+
+    /// The date `days` after 1970-01-01.
+    public init(daysSinceEpoch days: Int32) {
+        let z = Int(days) + 719468
+        let era = (z >= 0 ? z : z - 146096) / 146097
+        let doe = z - era * 146097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        self.init(year: yoe + era * 400 + (m <= 2 ? 1 : 0), month: m, day: d)
+    }
+
+    public var description: String {
+        String(format: "%04d-%02d-%02d", year, month, day)
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+}

@@ -1,0 +1,219 @@
+import Foundation
+import FerryCore
+import SwiftProtobuf
+
+/// Encodes and decodes ``ChangeSetBody`` in the columnar layout of SPEC §5.
+public enum BodyCodec {
+    /// Encodes deterministically: origins and fields sorted bytewise, records
+    /// sorted by id, writes sorted by (field, record, write id).
+    public static func encode(_ body: ChangeSetBody) -> [UInt8] {
+        var m = Ferry_V1_ChangeSetBodyV1()
+        var originSet = Set<OriginID>()
+        var fieldSet = Set<String>()
+        for w in body.writes {
+            originSet.insert(w.id.origin)
+            fieldSet.insert(w.field)
+            for r in w.prev { originSet.insert(r.origin) }
+            if let a = w.alive { originSet.insert(a.origin) }
+            for r in w.covers { originSet.insert(r.origin) }
+        }
+        let origins = originSet.sorted()
+        let fields = fieldSet.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let originIndex = Dictionary(uniqueKeysWithValues: origins.enumerated().map { ($1, UInt32($0)) })
+        let fieldIndex = Dictionary(uniqueKeysWithValues: fields.enumerated().map { ($1, UInt32($0)) })
+        m.origins = origins.map(\.rawValue)
+        m.fields = fields
+
+        let records = Set(body.writes.map(\.record)).union(body.scopes.keys).sorted()
+        let recordIndex = Dictionary(uniqueKeysWithValues: records.enumerated().map { ($1, Int32($0)) })
+        var scopeIndex: [RecordScope: UInt32] = [:]
+        var ids: [UInt8] = []
+        ids.reserveCapacity(records.count * 16)
+        m.recordScope.reserveCapacity(records.count)
+        for r in records {
+            ids += r.bytes
+            let scope = body.scopes[r] ?? RecordScope(formID: "", formVersion: 0, commune: "")
+            if let i = scopeIndex[scope] {
+                m.recordScope.append(i)
+            } else {
+                let i = UInt32(scopeIndex.count)
+                scopeIndex[scope] = i
+                var s = Ferry_V1_RecordScopeV1()
+                s.formID = scope.formID
+                s.formVersion = UInt32(clamping: scope.formVersion)
+                s.commune = scope.commune
+                m.scopes.append(s)
+                m.recordScope.append(i)
+            }
+        }
+        m.recordIds = Data(ids)
+
+        let writes = body.writes.sorted {
+            let fa = fieldIndex[$0.field] ?? 0
+            let fb = fieldIndex[$1.field] ?? 0
+            if fa != fb { return fa < fb }
+            if $0.record != $1.record { return $0.record < $1.record }
+            return $0.id < $1.id
+        }
+        var lastRecord: Int32 = 0
+        var lastHLC: UInt64 = 0
+        for w in writes {
+            let ri = recordIndex[w.record] ?? 0
+            m.writeRecordDelta.append(ri &- lastRecord)
+            lastRecord = ri
+            m.writeField.append(fieldIndex[w.field] ?? 0)
+            m.writeHlcDelta.append(Int64(bitPattern: w.id.hlc.raw &- lastHLC))
+            lastHLC = w.id.hlc.raw
+            m.writeOrigin.append(originIndex[w.id.origin] ?? 0)
+            switch w.value {
+            case .null: m.writeType.append(0)
+            case .bool(let b): m.writeType.append(b ? 2 : 1)
+            case .int(let i):
+                m.writeType.append(3)
+                m.intValues.append(i)
+            case .double(let d):
+                m.writeType.append(4)
+                m.doubleValues.append(d)
+            case .text(let s):
+                m.writeType.append(5)
+                m.stringValues.append(s)
+            case .date(let d):
+                m.writeType.append(6)
+                m.intValues.append(Int64(d))
+            case .bytes(let b):
+                m.writeType.append(7)
+                m.bytesValues.append(Data(b))
+            }
+            m.writePrevCount.append(UInt32(w.prev.count))
+            m.writeRefFlags.append((w.alive == nil ? 0 : 1) | UInt32(w.covers.count) << 1)
+            let refs = w.prev + (w.alive.map { [$0] } ?? []) + w.covers
+            for r in refs {
+                m.refHlcDelta.append(Int64(bitPattern: w.id.hlc.raw &- r.hlc.raw))
+                m.refOrigin.append(originIndex[r.origin] ?? 0)
+            }
+        }
+        m.catalog = body.catalog.map { item in
+            var c = Ferry_V1_CatalogItemV1()
+            c.kind = item.kind.rawValue
+            c.key = item.key
+            c.seq = item.seq
+            c.json = Data(item.json)
+            return c
+        }
+        // Serialising a fully built message with only known fields cannot fail.
+        return ((try? m.serializedBytes() as [UInt8]) ?? [])
+    }
+
+    /// Decodes untrusted bytes; every index and count is checked.
+    /// - Parameter normalize: normalise strings to NFC (do this for bytes from agents).
+    public static func decode(_ bytes: [UInt8], normalize: Bool = true) throws(ChangeSetError) -> ChangeSetBody {
+        let m: Ferry_V1_ChangeSetBodyV1
+        do {
+            m = try Ferry_V1_ChangeSetBodyV1(serializedBytes: bytes)
+        } catch {
+            throw .malformed("the body is not valid protobuf (\(error))")
+        }
+        let origins = m.origins.map { OriginID($0) }
+        let fields = m.fields.map { normalize ? $0.nfc : $0 }
+        guard m.recordIds.count % 16 == 0 else { throw .malformed("record_ids is not a multiple of 16 bytes") }
+        let idBytes = [UInt8](m.recordIds)
+        let recordCount = idBytes.count / 16
+        guard m.recordScope.count == recordCount else { throw .malformed("record_scope has \(m.recordScope.count) entries for \(recordCount) records") }
+        var records: [RecordID] = []
+        records.reserveCapacity(recordCount)
+        var scopes: [RecordID: RecordScope] = [:]
+        scopes.reserveCapacity(recordCount)
+        let scopeTable = m.scopes.map {
+            RecordScope(formID: $0.formID, formVersion: Int($0.formVersion), commune: $0.commune)
+        }
+        for i in 0..<recordCount {
+            guard let r = RecordID(bytes: idBytes[i * 16..<(i + 1) * 16]) else { throw .malformed("bad record id") }
+            let si = Int(m.recordScope[i])
+            guard si < scopeTable.count else { throw .malformed("record \(r) names scope \(si) of \(scopeTable.count)") }
+            records.append(r)
+            scopes[r] = scopeTable[si]
+        }
+        let n = m.writeRecordDelta.count
+        guard m.writeField.count == n, m.writeHlcDelta.count == n, m.writeOrigin.count == n, m.writeType.count == n,
+            m.writePrevCount.count == n, m.writeRefFlags.count == n
+        else { throw .malformed("the write columns have different lengths") }
+        guard m.refHlcDelta.count == m.refOrigin.count else { throw .malformed("the ref columns have different lengths") }
+
+        var writes: [FieldWrite] = []
+        writes.reserveCapacity(n)
+        var rec: Int64 = 0
+        var hlc: UInt64 = 0
+        var ints = 0, doubles = 0, strings = 0, blobs = 0, refs = 0
+        func origin(_ i: UInt32) throws(ChangeSetError) -> OriginID {
+            guard Int(i) < origins.count else { throw .malformed("origin index \(i) of \(origins.count)") }
+            return origins[Int(i)]
+        }
+        for i in 0..<n {
+            rec += Int64(m.writeRecordDelta[i])
+            guard rec >= 0, rec < Int64(records.count) else { throw .malformed("write \(i) names record \(rec) of \(records.count)") }
+            let fi = Int(m.writeField[i])
+            guard fi < fields.count else { throw .malformed("write \(i) names field \(fi) of \(fields.count)") }
+            hlc = hlc &+ UInt64(bitPattern: m.writeHlcDelta[i])
+            let id = WriteID(hlc: HLC(raw: hlc), origin: try origin(m.writeOrigin[i]))
+            let value: Value
+            switch m.writeType[i] {
+            case 0: value = .null
+            case 1: value = .bool(false)
+            case 2: value = .bool(true)
+            case 3, 6:
+                guard ints < m.intValues.count else { throw .malformed("int_values is too short") }
+                let x = m.intValues[ints]
+                ints += 1
+                if m.writeType[i] == 3 {
+                    value = .int(x)
+                } else {
+                    guard let d = Int32(exactly: x) else { throw .malformed("date out of range") }
+                    value = .date(d)
+                }
+            case 4:
+                guard doubles < m.doubleValues.count else { throw .malformed("double_values is too short") }
+                value = .double(m.doubleValues[doubles])
+                doubles += 1
+            case 5:
+                guard strings < m.stringValues.count else { throw .malformed("string_values is too short") }
+                let s = m.stringValues[strings]
+                strings += 1
+                guard s.utf8.count <= Value.maxStringBytes else { throw .malformed("a string is over \(Value.maxStringBytes) bytes") }
+                value = .text(normalize ? s.nfc : s)
+            case 7:
+                guard blobs < m.bytesValues.count else { throw .malformed("bytes_values is too short") }
+                let b = m.bytesValues[blobs]
+                blobs += 1
+                guard b.count <= Value.maxBytes else { throw .malformed("a bytes value is over \(Value.maxBytes) bytes") }
+                value = .bytes([UInt8](b))
+            default:
+                throw .malformed("write \(i) has unknown value type \(m.writeType[i])")
+            }
+            let prevCount = Int(m.writePrevCount[i])
+            let flags = m.writeRefFlags[i]
+            let coversCount = Int(flags >> 1)
+            let total = prevCount + Int(flags & 1) + coversCount
+            guard total <= m.refOrigin.count - refs else { throw .malformed("write \(i) names more refs than remain") }
+            var list: [WriteID] = []
+            list.reserveCapacity(total)
+            for k in refs..<(refs + total) {
+                list.append(WriteID(hlc: HLC(raw: hlc &- UInt64(bitPattern: m.refHlcDelta[k])), origin: try origin(m.refOrigin[k])))
+            }
+            refs += total
+            let alive = flags & 1 == 1 ? list[prevCount] : nil
+            writes.append(
+                FieldWrite(
+                    record: records[Int(rec)], field: fields[fi], id: id, prev: Array(list[0..<prevCount]), value: value,
+                    alive: alive, covers: Array(list[(prevCount + Int(flags & 1))...])))
+        }
+        guard ints == m.intValues.count, doubles == m.doubleValues.count, strings == m.stringValues.count,
+            blobs == m.bytesValues.count, refs == m.refOrigin.count
+        else { throw .malformed("value or ref columns have entries no write uses") }
+        var catalog: [CatalogItem] = []
+        for c in m.catalog {
+            guard let kind = CatalogItem.Kind(rawValue: c.kind) else { throw .malformed("unknown catalog kind '\(c.kind)'") }
+            catalog.append(CatalogItem(kind: kind, key: c.key, seq: c.seq, json: [UInt8](c.json)))
+        }
+        return ChangeSetBody(writes: writes, scopes: scopes, catalog: catalog)
+    }
+}

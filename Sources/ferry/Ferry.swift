@@ -1,0 +1,4 @@
+import AsyncHTTPClient
+import ArgumentParser
+import GRDB
+@main struct Ferry: ParsableCommand { func run() {} }
