@@ -1,0 +1,128 @@
+import FerryCore
+import Foundation
+import GRDB
+
+/// How values, write ids and ref lists are stored in SQLite columns.
+///
+/// A value is two columns: `t` (type tag) and `v` (the SQLite value). A list
+/// of write ids is one BLOB: per id, 8 bytes big-endian hlc, 1 byte origin
+/// length, origin bytes.
+enum Columns {
+    static func tag(_ v: Value) -> Int64 {
+        switch v {
+        case .null: 0
+        case .bool: 1
+        case .int: 2
+        case .double: 3
+        case .text: 4
+        case .date: 5
+        case .bytes: 6
+        }
+    }
+
+    static func sqlValue(_ v: Value) -> DatabaseValue {
+        switch v {
+        case .null: .null
+        case .bool(let b): (b ? 1 : 0).databaseValue
+        case .int(let i): i.databaseValue
+        case .double(let d): d.databaseValue
+        case .text(let s): s.databaseValue
+        case .date(let d): Int64(d).databaseValue
+        case .bytes(let b): Data(b).databaseValue
+        }
+    }
+
+    /// Reads a value back; a row that does not match its tag reads as null
+    /// (the store wrote it, so this only happens on disk corruption).
+    static func value(tag: Int64, _ dbv: DatabaseValue) -> Value {
+        switch (tag, dbv.storage) {
+        case (1, .int64(let i)): .bool(i != 0)
+        case (2, .int64(let i)): .int(i)
+        case (3, .double(let d)): .double(d)
+        case (3, .int64(let i)): .double(Double(i))
+        case (4, .string(let s)): .text(s)
+        case (5, .int64(let i)): .date(Int32(truncatingIfNeeded: i))
+        case (6, .blob(let b)): .bytes([UInt8](b))
+        default: .null
+        }
+    }
+
+    static func encodeRefs(_ refs: [WriteID]) -> Data {
+        var out = Data()
+        out.reserveCapacity(refs.count * 16)
+        for r in refs {
+            var be = r.hlc.raw.bigEndian
+            withUnsafeBytes(of: &be) { out.append(contentsOf: $0) }
+            let o = Array(r.origin.rawValue.utf8.prefix(255))
+            out.append(UInt8(o.count))
+            out.append(contentsOf: o)
+        }
+        return out
+    }
+
+    static func decodeRefs(_ data: Data?) -> [WriteID] {
+        guard let data, !data.isEmpty else { return [] }
+        let b = [UInt8](data)
+        var out: [WriteID] = []
+        var i = 0
+        while i + 9 <= b.count {
+            var h: UInt64 = 0
+            for k in 0..<8 { h = h << 8 | UInt64(b[i + k]) }
+            let n = Int(b[i + 8])
+            guard i + 9 + n <= b.count else { break }
+            out.append(WriteID(hlc: HLC(raw: h), origin: OriginID(String(decoding: b[(i + 9)..<(i + 9 + n)], as: UTF8.self))))
+            i += 9 + n
+        }
+        return out
+    }
+
+    static func blob(_ r: RecordID) -> Data { Data(r.bytes) }
+
+    static func record(_ d: Data?) -> RecordID? { d.flatMap { RecordID(bytes: [UInt8]($0)) } }
+
+    static func int64(_ h: HLC) -> Int64 { Int64(bitPattern: h.raw) }
+    static func hlc(_ i: Int64) -> HLC { HLC(raw: UInt64(bitPattern: i)) }
+}
+
+/// Reads a field write from a row with columns record, field, t, v, hlc, origin, prev, alive, covers.
+extension FieldWrite {
+    init?(row: Row) {
+        guard let record = Columns.record(row["record"]) else { return nil }
+        let field: String = row["field"]
+        let alive = Columns.decodeRefs(row["alive"]).first
+        self.init(
+            record: record, field: field,
+            id: WriteID(hlc: Columns.hlc(row["hlc"]), origin: OriginID(row["origin"])),
+            prev: Columns.decodeRefs(row["prev"]),
+            value: Columns.value(tag: row["t"], row["v"] as DatabaseValue),
+            alive: alive, covers: Columns.decodeRefs(row["covers"]))
+    }
+
+    /// Arguments in the order record, field, t, v, hlc, origin, prev, alive, covers.
+    var columnArguments: StatementArguments {
+        [
+            Columns.blob(record), field, Columns.tag(value), Columns.sqlValue(value), Columns.int64(id.hlc),
+            id.origin.rawValue, Columns.encodeRefs(prev), Columns.encodeRefs(alive.map { [$0] } ?? []),
+            Columns.encodeRefs(covers),
+        ]
+    }
+}
+
+/// Why the store refused an operation. The message says what to do.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Opens a SQLite database the way every Ferry store does: WAL, full
+/// synchronous commits (an acknowledged write survives a power cut), a busy
+/// timeout so the CLI and a running agent can share the file.
+func openPool(path: String) throws -> DatabasePool {
+    var config = Configuration()
+    config.busyMode = .timeout(10)
+    config.prepareDatabase { db in
+        try db.execute(sql: "PRAGMA synchronous = FULL")
+    }
+    return try DatabasePool(path: path, configuration: config)
+}

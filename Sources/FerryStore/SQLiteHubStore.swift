@@ -1,0 +1,627 @@
+import FerryCore
+import FerryCrypto
+import FerryProtocol
+import Foundation
+import GRDB
+
+/// The hub's store on an embedded SQLite file (DESIGN §8): the default backend.
+///
+/// Holds every field's leaves with the hub-stream position of its last change,
+/// per-agent sequences, the signed change sets (audit trail), quarantined
+/// values, open conflicts and the catalog. Ingest is one transaction per
+/// change set with `synchronous=FULL`: acknowledged means on disk.
+public final class SQLiteHubStore: Sendable {
+    public let pool: DatabasePool
+    private let wall: any WallClock
+    /// How far ahead of the hub's clock a write may be stamped.
+    public let futureBoundMillis: UInt64
+
+    public init(path: String, wall: any WallClock = SystemClock(), futureBoundMillis: UInt64 = 600_000) throws {
+        pool = try openPool(path: path)
+        self.wall = wall
+        self.futureBoundMillis = futureBoundMillis
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                    CREATE TABLE agents(id TEXT PRIMARY KEY, commune TEXT NOT NULL, sign_pk BLOB NOT NULL, kx_pk BLOB NOT NULL,
+                        sign_key_id BLOB NOT NULL UNIQUE, status TEXT NOT NULL, hostname TEXT NOT NULL, enrolled_ms INTEGER NOT NULL,
+                        last_seen_ms INTEGER, last_skew_ms INTEGER, applied_seq INTEGER NOT NULL DEFAULT 0,
+                        acked_cursor INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+                    CREATE TABLE tokens(hash BLOB PRIMARY KEY, commune TEXT NOT NULL, created_ms INTEGER NOT NULL,
+                        expires_ms INTEGER NOT NULL, used_by TEXT);
+                    CREATE TABLE catalog(kind TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, json BLOB NOT NULL,
+                        PRIMARY KEY(kind, key));
+                    CREATE INDEX catalog_seq ON catalog(seq);
+                    CREATE TABLE records(id BLOB PRIMARY KEY, form_id TEXT NOT NULL, form_version INTEGER NOT NULL,
+                        commune TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL) WITHOUT ROWID;
+                    CREATE INDEX records_commune ON records(commune, form_id);
+                    CREATE TABLE leaves(record BLOB NOT NULL, field TEXT NOT NULL, hlc INTEGER NOT NULL, origin TEXT NOT NULL,
+                        t INTEGER NOT NULL, v, prev BLOB, alive BLOB, covers BLOB, seq INTEGER NOT NULL, commune TEXT NOT NULL,
+                        changeset BLOB, PRIMARY KEY(record, field, hlc, origin)) WITHOUT ROWID;
+                    CREATE INDEX leaves_stream ON leaves(commune, seq);
+                    CREATE TABLE changesets(id BLOB PRIMARY KEY, origin TEXT NOT NULL, seq_from INTEGER NOT NULL,
+                        seq_to INTEGER NOT NULL, received_ms INTEGER NOT NULL, writes INTEGER NOT NULL, signed BLOB NOT NULL);
+                    CREATE INDEX changesets_origin ON changesets(origin, seq_from);
+                    CREATE TABLE quarantine(id INTEGER PRIMARY KEY, changeset BLOB, origin TEXT NOT NULL, record BLOB NOT NULL,
+                        field TEXT NOT NULL, t INTEGER NOT NULL, v, hlc INTEGER NOT NULL, reason TEXT NOT NULL,
+                        created_ms INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'open');
+                    CREATE TABLE conflicts(record BLOB NOT NULL, field TEXT NOT NULL, kind TEXT NOT NULL, commune TEXT NOT NULL,
+                        detected_ms INTEGER NOT NULL, PRIMARY KEY(record, field, kind)) WITHOUT ROWID;
+                    """)
+        }
+        return m
+    }
+
+    // MARK: meta and clock
+
+    public func meta(_ key: String) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) }
+    }
+
+    public func setMeta(_ key: String, _ value: String) throws {
+        try pool.write { db in try AgentStore.setMeta(db, key, value) }
+    }
+
+    func clock(_ db: Database) throws -> HybridLogicalClock {
+        let last = try AgentStore.meta(db, "hlc_last").flatMap(UInt64.init) ?? 0
+        return HybridLogicalClock(wall: wall, last: HLC(raw: last), futureBoundMillis: futureBoundMillis)
+    }
+
+    func save(_ c: HybridLogicalClock, _ db: Database) throws {
+        try AgentStore.setMeta(db, "hlc_last", String(c.last.raw))
+    }
+
+    func nextSeq(_ db: Database) throws -> UInt64 {
+        let s = (try AgentStore.meta(db, "stream_seq").flatMap(UInt64.init) ?? 0) + 1
+        try AgentStore.setMeta(db, "stream_seq", String(s))
+        return s
+    }
+
+    /// The hub-stream position: the seq of the latest change.
+    public func streamSeq() throws -> UInt64 {
+        try meta("stream_seq").flatMap(UInt64.init) ?? 0
+    }
+
+    /// Hub time in milliseconds.
+    public func nowMillis() -> UInt64 { wall.nowMillis() }
+
+    // MARK: catalog
+
+    /// Publishes (or re-publishes) a catalog entry; it streams to every agent.
+    /// - Throws: ``HubError`` `formImmutable` when a form version exists with other content.
+    public func publish(_ kind: CatalogItem.Kind, key: String, json: [UInt8]) throws {
+        try pool.write { db in
+            if kind == .form,
+                let old = try Data.fetchOne(
+                    db, sql: "SELECT json FROM catalog WHERE kind = 'form' AND key = ?", arguments: [key])
+            {
+                let a = try? JSONDecoder().decode(FormDefinition.self, from: old)
+                let b = try? JSONDecoder().decode(FormDefinition.self, from: Data(json))
+                if a == b { return }
+                throw HubError(.formImmutable, "form \(key) is already published with other content: publish it as a new version")
+            }
+            let seq = try nextSeq(db)
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO catalog(kind, key, seq, json) VALUES (?, ?, ?, ?)",
+                arguments: [kind.rawValue, key, Int64(seq), Data(json)])
+        }
+    }
+
+    /// Publishes a form version.
+    public func publish(form: FormDefinition) throws {
+        let problems = form.problems()
+        if !problems.isEmpty { throw HubError(.badRequest, "the form is not valid: " + problems.joined(separator: "; ")) }
+        try publish(.form, key: "\(form.id)@\(form.version)", json: Self.json(form))
+    }
+
+    static func json(_ v: some Encodable) throws -> [UInt8] {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return [UInt8](try e.encode(v))
+    }
+
+    public func catalog<T: Decodable>(_ kind: CatalogItem.Kind, as: T.Type) throws -> [T] {
+        try pool.read { db in
+            try Data.fetchAll(db, sql: "SELECT json FROM catalog WHERE kind = ? ORDER BY key", arguments: [kind.rawValue])
+                .compactMap { try? JSONDecoder().decode(T.self, from: $0) }
+        }
+    }
+
+    public func forms() throws -> [FormDefinition] { try catalog(.form, as: FormDefinition.self) }
+    public func communes() throws -> [Commune] { try catalog(.commune, as: Commune.self) }
+    public func campaigns() throws -> [CampaignDefinition] { try catalog(.campaign, as: CampaignDefinition.self) }
+
+    // MARK: enrollment
+
+    /// Issues a one-time enrollment token for `commune`; only its hash is kept.
+    public func issueToken(commune: String, ttlMillis: UInt64 = 7 * 86_400_000) throws -> [UInt8] {
+        guard try communes().contains(where: { $0.code == commune }) else {
+            throw HubError(.notFound, "commune \(commune) is not in this hub's list: see `ferry hub communes`")
+        }
+        let secret = randomBytes(16)
+        let now = wall.nowMillis()
+        try pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO tokens(hash, commune, created_ms, expires_ms) VALUES (?, ?, ?, ?)",
+                arguments: [Data(keyID(of: secret)), commune, Int64(now), Int64(now + ttlMillis)])
+        }
+        return secret
+    }
+
+    /// Redeems a token and registers the agent's keys.
+    /// - Throws: ``HubError`` `badToken` when unknown, used, expired or for another commune.
+    public func enroll(
+        secret: [UInt8], commune: String, signKey: SigningPublicKey, kxKey: KXPublicKey, hostname: String
+    ) throws -> AgentInfo {
+        let now = wall.nowMillis()
+        return try pool.write { db in
+            guard
+                let t = try Row.fetchOne(db, sql: "SELECT * FROM tokens WHERE hash = ?", arguments: [Data(keyID(of: secret))])
+            else { throw HubError(.badToken, "this enrollment token is not known to this hub: ask the operator for a new one") }
+            if let used: String = t["used_by"] {
+                throw HubError(.badToken, "this enrollment token was already used (by agent \(used)): ask the operator for a new one")
+            }
+            if UInt64(t["expires_ms"] as Int64) < now {
+                throw HubError(.badToken, "this enrollment token has expired: ask the operator for a new one")
+            }
+            guard (t["commune"] as String) == commune else {
+                throw HubError(.badToken, "this token is for another commune")
+            }
+            if try Int.fetchOne(db, sql: "SELECT count(*) FROM agents WHERE sign_key_id = ?", arguments: [Data(signKey.id)]) ?? 0 > 0 {
+                throw HubError(.badToken, "this signing key is already enrolled")
+            }
+            let id = "a-\(commune)-\(hex(randomBytes(4)))"
+            try db.execute(
+                sql: """
+                    INSERT INTO agents(id, commune, sign_pk, kx_pk, sign_key_id, status, hostname, enrolled_ms)
+                    VALUES (?, ?, ?, ?, ?, 'active', ?, ?)
+                    """,
+                arguments: [id, commune, Data(signKey.bytes), Data(kxKey.bytes), Data(signKey.id), hostname, Int64(now)])
+            try db.execute(sql: "UPDATE tokens SET used_by = ? WHERE hash = ?", arguments: [id, Data(keyID(of: secret))])
+            guard let info = try Self.agent(db, id: id) else { throw HubError(.notFound, "agent vanished") }
+            return info
+        }
+    }
+
+    /// Revokes an agent: its key is refused from now on.
+    public func revoke(agent id: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE agents SET status = 'revoked' WHERE id = ?", arguments: [id])
+            if db.changesCount == 0 { throw HubError(.notFound, "no agent \(id): see `ferry hub agents`") }
+        }
+    }
+
+    public func agent(id: String) throws -> AgentInfo? {
+        try pool.read { db in try Self.agent(db, id: id) }
+    }
+
+    public func agents() throws -> [AgentInfo] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM agents ORDER BY commune, id").compactMap { try Self.agent(db, id: $0) }
+        }
+    }
+
+    static func agent(_ db: Database, id: String) throws -> AgentInfo? {
+        try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [id]).map { r in
+            AgentInfo(
+                id: r["id"], commune: r["commune"], signPublicKey: [UInt8](r["sign_pk"] as Data),
+                kxPublicKey: [UInt8](r["kx_pk"] as Data), status: r["status"], hostname: r["hostname"],
+                enrolledMs: UInt64(r["enrolled_ms"] as Int64), lastSeenMs: (r["last_seen_ms"] as Int64?).map(UInt64.init),
+                lastSkewMs: r["last_skew_ms"], appliedSeq: UInt64(r["applied_seq"] as Int64),
+                ackedCursor: UInt64(r["acked_cursor"] as Int64), lastError: r["last_error"])
+        }
+    }
+
+    /// Records a contact from an agent (pull or upload), its clock skew and its cursor.
+    public func noteContact(agent id: String, skewMs: Int64?, ackedCursor: UInt64?, error: String?) throws {
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE agents SET last_seen_ms = ?, last_skew_ms = coalesce(?, last_skew_ms),
+                      acked_cursor = max(acked_cursor, coalesce(?, acked_cursor)), last_error = ? WHERE id = ?
+                    """,
+                arguments: [Int64(wall.nowMillis()), skewMs, ackedCursor.map { Int64($0) }, error, id])
+        }
+    }
+
+    // MARK: ingest
+
+    /// Ingests an opened change set from `agent` (DESIGN §8): status, replay,
+    /// sequence, timestamps, scope → validate against the form → merge →
+    /// conflicts → progress → audit, all in one transaction.
+    /// - Throws: ``ChangeSetError`` or ``HubError``; nothing is applied then.
+    public func ingest(_ cs: OpenedChangeSet, from agentID: String) throws -> IngestResult {
+        try pool.write { db in
+            guard let agent = try Self.agent(db, id: agentID) else {
+                throw HubError(.unknownAgent, "agent \(agentID) is not enrolled here")
+            }
+            guard agent.isActive else { throw HubError(.revoked, "agent \(agentID) was revoked: its change sets are refused") }
+            let seen =
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM changesets WHERE id = ?", arguments: [Data(cs.header.id)]) ?? 0 > 0
+            var c = try clock(db)
+            if seen {
+                return IngestResult(
+                    status: "duplicate", cursor: agent.appliedSeq, merged: 0, quarantined: 0,
+                    conflictsOpen: try Self.openConflictCount(db))
+            }
+            let verdict = try ReceiveChecks.check(
+                cs, sequence: OriginSequence(applied: agent.appliedSeq), alreadySeen: false, clock: c, authorWritesOnly: true)
+            if verdict == .duplicate {
+                return IngestResult(
+                    status: "duplicate", cursor: agent.appliedSeq, merged: 0, quarantined: 0,
+                    conflictsOpen: try Self.openConflictCount(db))
+            }
+            for (rid, scope) in cs.body.scopes {
+                guard scope.commune == agent.commune else {
+                    throw HubError(
+                        .scope, "agent \(agent.id) of commune \(agent.commune) wrote record \(rid) of commune \(scope.commune): refused")
+                }
+                if let have = try Row.fetchOne(
+                    db, sql: "SELECT form_id, form_version, commune FROM records WHERE id = ?", arguments: [Columns.blob(rid)])
+                {
+                    let old = RecordScope(formID: have["form_id"], formVersion: have["form_version"], commune: have["commune"])
+                    guard old == scope else {
+                        throw HubError(.scope, "record \(rid) already belongs to \(old.formID) v\(old.formVersion) in \(old.commune)")
+                    }
+                }
+            }
+            let forms = Dictionary(try Self.formsIn(db).map { ("\($0.id)@\($0.version)", $0) }, uniquingKeysWith: { a, _ in a })
+            var merged = 0
+            var quarantined = 0
+            var touched = Set<RecordID>()
+            let now = wall.nowMillis()
+            for w in cs.body.writes {
+                try? c.observe(w.id.hlc)
+                guard let scope = cs.body.scopes[w.record] else { continue }
+                let reason: String?
+                if let form = forms["\(scope.formID)@\(scope.formVersion)"] {
+                    reason = form.violation(field: w.field, value: w.value)
+                } else {
+                    reason = "form \(scope.formID) v\(scope.formVersion) is not published at this hub"
+                }
+                if let reason {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO quarantine(changeset, origin, record, field, t, v, hlc, reason, created_ms)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            """,
+                        arguments: [Data(cs.header.id), w.id.origin.rawValue, Columns.blob(w.record), w.field, Columns.tag(w.value),
+                            Columns.sqlValue(w.value), Columns.int64(w.id.hlc), reason, Int64(now)])
+                    quarantined += 1
+                    continue
+                }
+                if try merge(w, scope: scope, changeSet: cs.header.id, db) { merged += 1 }
+                touched.insert(w.record)
+            }
+            for r in touched { try refreshRecord(r, db) }
+            try db.execute(
+                sql: "INSERT INTO changesets(id, origin, seq_from, seq_to, received_ms, writes, signed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [Data(cs.header.id), agent.id, Int64(cs.header.seqFrom), Int64(cs.header.seqTo), Int64(now),
+                    cs.body.writes.count, Data(cs.signedRecord)])
+            try db.execute(
+                sql: "UPDATE agents SET applied_seq = ?, acked_cursor = max(acked_cursor, ?), last_seen_ms = ? WHERE id = ?",
+                arguments: [Int64(cs.header.seqTo), Int64(cs.header.ack), Int64(now), agent.id])
+            try save(c, db)
+            return IngestResult(
+                status: "applied", cursor: cs.header.seqTo, merged: merged, quarantined: quarantined,
+                conflictsOpen: try Self.openConflictCount(db))
+        }
+    }
+
+    /// Merges one valid write into its field's leaves. Returns true when it became a leaf.
+    func merge(_ w: FieldWrite, scope: RecordScope, changeSet: [UInt8]?, _ db: Database) throws -> Bool {
+        try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO records(id, form_id, form_version, commune, created_ms) VALUES (?, ?, ?, ?, ?)"
+        ).execute(arguments: [Columns.blob(w.record), scope.formID, scope.formVersion, scope.commune, Int64(wall.nowMillis())])
+        let rows = try Row.fetchAll(
+            try db.cachedStatement(sql: "SELECT * FROM leaves WHERE record = ? AND field = ?"),
+            arguments: [Columns.blob(w.record), w.field])
+        var reg = LeafRegister(leaves: rows.compactMap(FieldWrite.init(row:)))
+        let before = Set(reg.leaves.map(\.id))
+        guard case .applied = reg.apply(w) else { return false }
+        let after = Set(reg.leaves.map(\.id))
+        let del = try db.cachedStatement(sql: "DELETE FROM leaves WHERE record = ? AND field = ? AND hlc = ? AND origin = ?")
+        for gone in before.subtracting(after) {
+            try del.execute(arguments: [Columns.blob(w.record), w.field, Columns.int64(gone.hlc), gone.origin.rawValue])
+        }
+        let seq = try nextSeq(db)
+        var args = w.columnArguments
+        args += [Int64(seq), scope.commune, changeSet.map { Data($0) }]
+        try db.cachedStatement(
+            sql: "INSERT INTO leaves(record, field, t, v, hlc, origin, prev, alive, covers, seq, commune, changeset) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+        ).execute(arguments: args)
+        return true
+    }
+
+    /// Recomputes a record's conflicts and deleted flag from its leaves.
+    func refreshRecord(_ r: RecordID, _ db: Database) throws {
+        guard let view = try Self.hubView(r, db) else { return }
+        try db.execute(sql: "UPDATE records SET deleted = ? WHERE id = ?", arguments: [view.isDeleted ? 1 : 0, Columns.blob(r)])
+        try db.execute(sql: "DELETE FROM conflicts WHERE record = ?", arguments: [Columns.blob(r)])
+        let now = Int64(wall.nowMillis())
+        for c in ConflictRules.conflicts(record: r, registers: view.leaves) {
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO conflicts(record, field, kind, commune, detected_ms) VALUES (?, ?, ?, ?, ?)",
+                arguments: [Columns.blob(r), c.field, c.kind.rawValue, view.scope.commune, now])
+        }
+    }
+
+    static func formsIn(_ db: Database) throws -> [FormDefinition] {
+        try Data.fetchAll(db, sql: "SELECT json FROM catalog WHERE kind = 'form'").compactMap {
+            try? JSONDecoder().decode(FormDefinition.self, from: $0)
+        }
+    }
+
+    static func openConflictCount(_ db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM conflicts") ?? 0
+    }
+
+    // MARK: operator writes
+
+    /// Creates a record at the hub (an operator's write) after validating it.
+    public func operatorCreate(form: FormDefinition, commune: String, values: [String: Value]) throws -> RecordID {
+        let values = values.mapValues(AgentStore.normalized)
+        let missing = form.missingRequired(in: values)
+        if !missing.isEmpty { throw FormError("required field(s) missing: \(missing.joined(separator: ", "))") }
+        for (f, v) in values.sorted(by: { $0.key < $1.key }) {
+            if let why = form.violation(field: f, value: v) { throw FormError(why) }
+        }
+        return try pool.write { db in
+            var c = try clock(db)
+            let h = c.now()
+            var rng = SystemRandomNumberGenerator()
+            let rid = RecordID.v7(millis: h.millis, using: &rng)
+            let scope = RecordScope(formID: form.id, formVersion: form.version, commune: commune)
+            for (f, v) in values where !v.isNull {
+                _ = try merge(FieldWrite(record: rid, field: f, id: WriteID(hlc: h, origin: .hub), value: v), scope: scope, changeSet: nil, db)
+            }
+            try refreshRecord(rid, db)
+            try save(c, db)
+            return rid
+        }
+    }
+
+    /// An operator's edit of a record's fields. With `resolve`, each write's
+    /// `prev` names every leaf, which resolves a conflict on that field; a
+    /// `_deleted` write then also covers every field leaf, which resolves an
+    /// edit-vs-delete conflict.
+    public func operatorWrite(record: RecordID, values: [String: Value], resolve: Bool) throws {
+        let values = values.mapValues(AgentStore.normalized)
+        try pool.write { db in
+            guard let view = try Self.hubView(record, db) else { throw HubError(.notFound, "record \(record) is not at this hub") }
+            if let form = try Self.formsIn(db).first(where: { $0.id == view.scope.formID && $0.version == view.scope.formVersion }) {
+                for (f, v) in values.sorted(by: { $0.key < $1.key }) {
+                    if let why = form.violation(field: f, value: v) { throw FormError(why) }
+                }
+            }
+            var c = try clock(db)
+            let h = c.now()
+            for (f, v) in values {
+                let covers = f == deletedField ? view.leaves.filter { $0.key != deletedField }.flatMap { $0.value.leaves.map(\.id) } : []
+                let w = WriteRules.hub(
+                    record: record, field: f, value: v, id: WriteID(hlc: h, origin: .hub), leaves: view.leaves[f] ?? LeafRegister(),
+                    deleted: view.leaves[deletedField], resolve: resolve, covers: covers)
+                _ = try merge(w, scope: view.scope, changeSet: nil, db)
+            }
+            try refreshRecord(record, db)
+            try save(c, db)
+        }
+    }
+
+    /// Resolves every open conflict on `record.field` by keeping the current
+    /// winner (or `value` when given): the new write names every leaf.
+    public func resolve(record: RecordID, field: String, value: Value?) throws {
+        let view = try self.record(record)
+        guard let view else { throw HubError(.notFound, "record \(record) is not at this hub") }
+        if field == deletedField || (view.isDeleted && value == nil && view.leaves[field]?.isConflict != true) {
+            // An edit-vs-delete conflict: confirm the delete (or undelete with value false).
+            try operatorWrite(record: record, values: [deletedField: value ?? .bool(true)], resolve: true)
+            return
+        }
+        guard let keep = value ?? view.leaves[field]?.winner?.value else {
+            throw HubError(.notFound, "record \(record) has no field \(field)")
+        }
+        try operatorWrite(record: record, values: [field: keep], resolve: true)
+    }
+
+    // MARK: reading
+
+    public func record(_ id: RecordID) throws -> HubRecordView? {
+        try pool.read { db in try Self.hubView(id, db) }
+    }
+
+    static func hubView(_ id: RecordID, _ db: Database) throws -> HubRecordView? {
+        guard
+            let r = try Row.fetchOne(
+                db, sql: "SELECT form_id, form_version, commune FROM records WHERE id = ?", arguments: [Columns.blob(id)])
+        else { return nil }
+        var byField: [String: [FieldWrite]] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT * FROM leaves WHERE record = ?", arguments: [Columns.blob(id)]) {
+            if let w = FieldWrite(row: row) { byField[w.field, default: []].append(w) }
+        }
+        return HubRecordView(
+            id: id, scope: RecordScope(formID: r["form_id"], formVersion: r["form_version"], commune: r["commune"]),
+            leaves: byField.mapValues { LeafRegister(leaves: $0) })
+    }
+
+    /// Record ids, newest first, optionally of one commune.
+    public func recordIDs(commune: String? = nil, limit: Int = 100) throws -> [RecordID] {
+        try pool.read { db in
+            let sql =
+                commune == nil
+                ? "SELECT id FROM records ORDER BY id DESC LIMIT ?" : "SELECT id FROM records WHERE commune = ? ORDER BY id DESC LIMIT ?"
+            let args: StatementArguments = commune.map { [$0, limit] } ?? [limit]
+            return try Data.fetchAll(db, sql: sql, arguments: args).compactMap(Columns.record)
+        }
+    }
+
+    /// Winners of every record of `commune` (convergence checks).
+    public func winners(commune: String) throws -> [RecordID: [String: Value]] {
+        try pool.read { db in
+            var all: [RecordID: [String: FieldWrite]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM leaves WHERE commune = ?", arguments: [commune]) {
+                guard let w = FieldWrite(row: row) else { continue }
+                if let have = all[w.record]?[w.field], have.id > w.id { continue }
+                all[w.record, default: [:]][w.field] = w
+            }
+            return all.mapValues { $0.mapValues(\.value) }
+        }
+    }
+
+    /// Open conflicts with provenance.
+    public func conflicts(limit: Int = 200) throws -> [ConflictReport] {
+        try pool.read { db in
+            let agents = Dictionary(
+                try Row.fetchAll(db, sql: "SELECT id, commune FROM agents").map { ($0["id"] as String, $0["commune"] as String) },
+                uniquingKeysWith: { a, _ in a })
+            var out: [ConflictReport] = []
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM conflicts ORDER BY detected_ms, record, field LIMIT ?", arguments: [limit]) {
+                guard let rid = Columns.record(row["record"]), let view = try Self.hubView(rid, db) else { continue }
+                let field: String = row["field"]
+                let kind: String = row["kind"]
+                let all = ConflictRules.conflicts(record: rid, registers: view.leaves).filter {
+                    $0.field == field && $0.kind.rawValue == kind
+                }
+                var writes: [FieldWrite] = []
+                for c in all { for w in c.writes where !writes.contains(w) { writes.append(w) } }
+                let sides = writes.map { w in
+                    ConflictReport.Side(
+                        write: w.id.description, origin: w.id.origin.rawValue,
+                        commune: w.id.origin == .hub ? nil : agents[w.id.origin.rawValue], timeMs: w.id.hlc.millis,
+                        value: (w.field == deletedField ? "\(deletedField)=" : "") + w.value.display, valueType: w.value.typeName)
+                }
+                out.append(ConflictReport(record: rid.description, field: field, kind: kind, commune: row["commune"], sides: sides))
+            }
+            return out
+        }
+    }
+
+    public func quarantine(limit: Int = 200) throws -> [QuarantineEntry] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM quarantine WHERE status = 'open' ORDER BY id LIMIT ?", arguments: [limit]).map { r in
+                QuarantineEntry(
+                    id: r["id"], changeSet: hex([UInt8]((r["changeset"] as Data?) ?? Data())), origin: r["origin"],
+                    record: Columns.record(r["record"])?.description ?? "?", field: r["field"],
+                    value: Columns.value(tag: r["t"], r["v"] as DatabaseValue).display, reason: r["reason"],
+                    timeMs: UInt64(r["created_ms"] as Int64))
+            }
+        }
+    }
+
+    /// Campaign progress per commune: live records of the campaign's form.
+    public func progress(campaign: CampaignDefinition) throws -> [ProgressRow] {
+        let names = Dictionary(try communes().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
+        return try pool.read { db in
+            let counts = Dictionary(
+                try Row.fetchAll(
+                    db, sql: "SELECT commune, count(*) AS n FROM records WHERE form_id = ? AND deleted = 0 GROUP BY commune",
+                    arguments: [campaign.formID]
+                ).map { ($0["commune"] as String, $0["n"] as Int) }, uniquingKeysWith: { a, _ in a })
+            return Set(campaign.targets.keys).union(counts.keys).sorted().map {
+                ProgressRow(commune: $0, name: names[$0] ?? $0, records: counts[$0] ?? 0, target: campaign.targets[$0] ?? 0)
+            }
+        }
+    }
+
+    /// The signed change sets that wrote the current leaves of a record.
+    public func audit(record: RecordID) throws -> [AuditEntry] {
+        try pool.read { db in
+            let ids = try Data.fetchAll(
+                db, sql: "SELECT DISTINCT changeset FROM leaves WHERE record = ? AND changeset IS NOT NULL",
+                arguments: [Columns.blob(record)])
+            return try ids.compactMap { id in
+                guard let r = try Row.fetchOne(db, sql: "SELECT * FROM changesets WHERE id = ?", arguments: [id]) else { return nil }
+                let origin: String = r["origin"]
+                let valid = try Self.agent(db, id: origin).flatMap { try? SigningPublicKey(bytes: $0.signPublicKey) }.map {
+                    Envelope.verifyAuditRecord([UInt8](r["signed"] as Data), author: $0)
+                } ?? false
+                return AuditEntry(
+                    changeSet: hex([UInt8](id)), origin: origin, seqFrom: UInt64(r["seq_from"] as Int64),
+                    seqTo: UInt64(r["seq_to"] as Int64), receivedMs: UInt64(r["received_ms"] as Int64), writes: r["writes"],
+                    signatureValid: valid)
+            }
+        }
+    }
+
+    /// Totals for `ferry status` at the hub and for metrics.
+    public func totals() throws -> [String: Int] {
+        try pool.read { db in
+            var out: [String: Int] = [:]
+            for (k, sql) in [
+                ("records", "SELECT count(*) FROM records WHERE deleted = 0"),
+                ("records_deleted", "SELECT count(*) FROM records WHERE deleted = 1"),
+                ("leaves", "SELECT count(*) FROM leaves"), ("conflicts", "SELECT count(*) FROM conflicts"),
+                ("quarantined", "SELECT count(*) FROM quarantine WHERE status = 'open'"),
+                ("changesets", "SELECT count(*) FROM changesets"), ("agents", "SELECT count(*) FROM agents WHERE status = 'active'"),
+                ("agents_revoked", "SELECT count(*) FROM agents WHERE status = 'revoked'"),
+            ] {
+                out[k] = try Int.fetchOne(db, sql: sql) ?? 0
+            }
+            out["stream_seq"] = Int(try AgentStore.meta(db, "stream_seq").flatMap(Int.init) ?? 0)
+            return out
+        }
+    }
+
+    // MARK: the hub stream
+
+    /// Changes for one agent's commune after `since`, within about `maxBytes`
+    /// (DESIGN §4, compaction): the current leaves changed after the cursor,
+    /// except the agent's own writes (it has them), plus catalog entries.
+    /// - Returns: the body, the cursor it reaches, and whether more wait.
+    public func changes(for agent: AgentInfo, since: UInt64, maxBytes: Int) throws -> (body: ChangeSetBody, seqTo: UInt64, more: Bool) {
+        try pool.read { db in
+            let head = try AgentStore.meta(db, "stream_seq").flatMap(UInt64.init) ?? 0
+            var catalog: [CatalogItem] = []
+            var budget = maxBytes
+            var cut: UInt64? = nil
+            for r in try Row.fetchAll(db, sql: "SELECT * FROM catalog WHERE seq > ? ORDER BY seq", arguments: [Int64(since)]) {
+                guard let kind = CatalogItem.Kind(rawValue: r["kind"]) else { continue }
+                let item = CatalogItem(kind: kind, key: r["key"], seq: UInt64(r["seq"] as Int64), json: [UInt8](r["json"] as Data))
+                catalog.append(item)
+                budget -= item.json.count + 32
+            }
+            var writes: [FieldWrite] = []
+            var scopes: [RecordID: RecordScope] = [:]
+            var last = since
+            let stmt = try db.cachedStatement(
+                sql: """
+                    SELECT l.*, r.form_id, r.form_version FROM leaves l JOIN records r ON r.id = l.record
+                    WHERE l.commune = ? AND l.seq > ? AND l.origin != ? ORDER BY l.seq LIMIT 2000
+                    """)
+            outer: while true {
+                let rows = try Row.fetchAll(stmt, arguments: [agent.commune, Int64(last), agent.id])
+                if rows.isEmpty { break }
+                for row in rows {
+                    let seq = UInt64(row["seq"] as Int64)
+                    guard let w = FieldWrite(row: row) else { continue }
+                    let size = 40 + w.field.utf8.count + Self.approxSize(w.value) + 12 * (w.prev.count + w.covers.count)
+                    if budget - size < 0 && !writes.isEmpty {
+                        cut = last
+                        break outer
+                    }
+                    budget -= size
+                    writes.append(w)
+                    scopes[w.record] = RecordScope(formID: row["form_id"], formVersion: row["form_version"], commune: agent.commune)
+                    last = seq
+                }
+            }
+            let seqTo = cut ?? max(head, since)
+            if cut != nil { catalog.removeAll { $0.seq > seqTo } }
+            return (ChangeSetBody(writes: writes, scopes: scopes, catalog: catalog), seqTo, cut != nil)
+        }
+    }
+
+    static func approxSize(_ v: Value) -> Int {
+        switch v {
+        case .text(let s): s.utf8.count
+        case .bytes(let b): b.count
+        default: 8
+        }
+    }
+}
