@@ -27,6 +27,16 @@ public struct InFlight: Sendable {
     public var attempts: Int
 }
 
+/// What a change set being frozen needs from the store, read in its transaction.
+public struct FreezeContext: Sendable {
+    public var seqFrom: UInt64
+    public var seqTo: UInt64
+    /// A fresh clock reading for the header.
+    public var now: HLC
+    /// The hub-stream cursor, sent as the header's ack.
+    public var hubCursor: UInt64
+}
+
 /// What the agent's replica knows about its own state, for `ferry status`.
 public struct ReplicaCounts: Sendable, Codable, Equatable {
     public var records: Int
@@ -398,9 +408,10 @@ public final class AgentStore: Sendable {
     /// Freezes up to `maxWrites` pending writes into the next change set and
     /// stores the sealed bytes, so a retry re-sends exactly the same bytes.
     /// Does nothing and returns the existing one when a change set is already in flight.
-    /// - Parameter seal: seals (writes, scopes, seqFrom, seqTo) into an envelope and returns (id, bytes).
+    /// - Parameter seal: seals the body into an envelope and returns (id, bytes).
+    ///   It runs inside the store's transaction and must not call the store.
     public func freeze(
-        maxWrites: Int, seal: (ChangeSetBody, UInt64, UInt64) throws -> (id: [UInt8], envelope: [UInt8])
+        maxWrites: Int, seal: (ChangeSetBody, FreezeContext) throws -> (id: [UInt8], envelope: [UInt8])
     ) throws -> InFlight? {
         try pool.write { db in
             if let existing = try Row.fetchOne(db, sql: "SELECT * FROM inflight ORDER BY seq_from LIMIT 1") {
@@ -424,7 +435,12 @@ public final class AgentStore: Sendable {
             let last = try Self.meta(db, "last_seq").flatMap(UInt64.init) ?? 0
             let from = last + 1
             let to = last + UInt64(writes.count)
-            let sealed = try seal(ChangeSetBody(writes: writes, scopes: scopes), from, to)
+            var c = try clock(db)
+            let context = FreezeContext(
+                seqFrom: from, seqTo: to, now: c.now(),
+                hubCursor: try Self.meta(db, "hub_cursor").flatMap(UInt64.init) ?? 0)
+            try save(c, db)
+            let sealed = try seal(ChangeSetBody(writes: writes, scopes: scopes), context)
             let move = try db.cachedStatement(sql: "UPDATE outbox SET batch = ? WHERE record = ? AND field = ? AND batch = 0")
             for w in writes {
                 try move.execute(arguments: [Int64(from), Columns.blob(w.record), w.field])

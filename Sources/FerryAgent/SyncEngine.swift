@@ -1,0 +1,232 @@
+import FerryCore
+import FerryCrypto
+import FerryProtocol
+import FerryStore
+import Foundation
+import Logging
+
+/// What one sync round did.
+public struct SyncReport: Sendable, Codable, Equatable {
+    public var uploadedChangeSets = 0
+    public var uploadedWrites = 0
+    public var downloadedWrites = 0
+    public var duplicates = 0
+    public var retries = 0
+    public var hubCursor: UInt64 = 0
+    public var pendingWrites = 0
+    public var complete = false
+}
+
+/// One agent's sync with the hub (DESIGN §7): upload pending change sets in
+/// sequence, then download the hub's changes since the cursor. Sealed change
+/// sets are stored before they are sent, so a cut connection re-sends the same
+/// bytes and loses at most the one in flight; the hub acknowledges by sequence.
+public final class SyncEngine: Sendable {
+    public let home: AgentHome
+    public let store: AgentStore
+    public let client: HubClient
+    let identity: Identity
+    let config: AgentConfig
+    let hubSign: SigningPublicKey
+    let keys: SessionKeys
+    let logger: Logger
+    let wall: any WallClock
+    /// Adaptive change-set bound in bytes: grows after success, shrinks after failure.
+    let budget: BudgetBox
+
+    public init(home: AgentHome, wall: any WallClock = SystemClock(), logger: Logger) throws {
+        self.home = home
+        config = try home.config()
+        store = try home.store(wall: wall)
+        identity = try home.identity()
+        let hub = try home.hubKeys()
+        hubSign = hub.sign
+        keys = try identity.kx.clientSessionKeys(server: hub.kx)
+        client = HubClient(baseURL: config.hubURL, wall: wall)
+        self.logger = logger
+        self.wall = wall
+        budget = BudgetBox(initial: min(64 * 1024, config.maxChangeSetBytes), max: config.maxChangeSetBytes)
+    }
+
+    public func shutdown() async { await client.shutdown() }
+
+    /// One full round: upload everything pending, then download everything new.
+    /// Bounded: at most `maxRequests` HTTP requests.
+    /// - Throws: ``AgentError`` with what is wrong and what to do; state is kept for the next round.
+    @discardableResult
+    public func syncOnce(maxRequests: Int = 200) async throws -> SyncReport {
+        var report = SyncReport()
+        var requests = 0
+        try store.setMeta(["last_attempt_ms": String(wall.nowMillis())])
+        do {
+            // Upload, one frozen change set at a time, strictly in sequence.
+            while requests < maxRequests {
+                guard let inflight = try freezeNext() else { break }
+                requests += 1
+                try store.noteAttempt(seqFrom: inflight.seqFrom)
+                let answer: HubAnswer
+                do {
+                    answer = try await client.send(
+                        .POST, "/v1/changesets", body: inflight.envelope, headers: ["Content-Type": "application/octet-stream"])
+                } catch {
+                    budget.shrink()
+                    throw AgentError("cannot reach the hub at \(config.hubURL) (\(error)); the change set stays queued and is re-sent")
+                }
+                learnTime(answer)
+                if answer.status == 200 {
+                    struct Ack: Codable { var status: String; var cursor: UInt64 }
+                    let ack = try? HubJSON.decoder.decode(Ack.self, from: Data(answer.body))
+                    let cursor = ack?.cursor ?? inflight.seqTo
+                    try store.acknowledge(upTo: max(cursor, inflight.seqTo))
+                    if ack?.status == "duplicate" { report.duplicates += 1 }
+                    report.uploadedChangeSets += 1
+                    report.uploadedWrites += Int(inflight.seqTo - inflight.seqFrom + 1)
+                    budget.grow()
+                    continue
+                }
+                try handleRefusal(answer, inflight: inflight)
+                report.retries += 1
+            }
+            // Download, following `more`.
+            while requests < maxRequests {
+                requests += 1
+                let (writes, more) = try await pullOnce()
+                report.downloadedWrites += writes
+                if !more { break }
+            }
+            let counts = try store.counts()
+            report.hubCursor = counts.hubCursor
+            report.pendingWrites = counts.pendingWrites + counts.inFlightWrites
+            report.complete = report.pendingWrites == 0
+            try store.setMeta(["last_sync_ok_ms": String(wall.nowMillis()), "last_error": nil, "last_error_ms": nil])
+            return report
+        } catch {
+            try? store.setMeta(["last_error": "\(error)", "last_error_ms": String(wall.nowMillis())])
+            throw error
+        }
+    }
+
+    /// Freezes the next change set within the byte budget (halving the write
+    /// count until the sealed bytes fit), or returns the one already in flight.
+    func freezeNext() throws -> InFlight? {
+        if let f = try store.inFlight() { return f }
+        var maxWrites = max(1, budget.bytes / 24)
+        for _ in 0..<16 {
+            do {
+                let hubKX = try home.hubKeys().kx.id
+                return try store.freeze(maxWrites: maxWrites) { body, ctx in
+                    let s = try seal(body, ctx, hubKX: hubKX)
+                    if s.envelope.count > budget.bytes && body.writes.count > 1 { throw TooBig() }
+                    return (s.header.id, s.envelope)
+                }
+            } catch is TooBig {
+                maxWrites = max(1, maxWrites / 2)
+            }
+        }
+        throw AgentError("cannot fit a change set in \(budget.bytes) bytes")
+    }
+
+    struct TooBig: Error {}
+
+    func seal(_ body: ChangeSetBody, _ ctx: FreezeContext, hubKX: [UInt8]) throws -> SealedChangeSet {
+        let header = ChangeSetHeader(
+            id: randomBytes(16), origin: store.origin, seqFrom: ctx.seqFrom, seqTo: ctx.seqTo, ack: ctx.hubCursor,
+            senderKeyID: identity.signing.publicKey.id, recipientKeyID: hubKX, createdHLC: ctx.now,
+            compression: .zstd, commune: config.commune)
+        return try Envelope.seal(header: header, body: body, signer: identity.signing, key: keys.transmit)
+    }
+
+    func handleRefusal(_ a: HubAnswer, inflight: InFlight) throws {
+        let code = a.error?.code ?? "http_\(a.status)"
+        let message = a.error?.message ?? "HTTP \(a.status)"
+        budget.shrink()
+        switch code {
+        case "out_of_sequence":
+            if let expected = a.error?.expectedSeq, expected > inflight.seqTo {
+                // The hub already has this change set (its answer was lost): acknowledge.
+                try store.acknowledge(upTo: expected - 1)
+                return
+            }
+            throw AgentError(
+                "the hub expects sequence \(a.error?.expectedSeq ?? 0) but this agent is at \(inflight.seqFrom): the hub's store may have been restored from an old backup; ask the operator (\(message))")
+        case "future_timestamp", "clock_skew":
+            // Our clock ran ahead: re-stamp the writes with the hub-corrected clock.
+            try store.unfreeze(restamp: true)
+            return
+        case "oversized":
+            try store.unfreeze(restamp: false)
+            budget.halve()
+            return
+        default:
+            if a.status >= 500 || a.status == 429 || a.status == 503 {
+                throw AgentError("the hub is unavailable (\(message)); retrying later")
+            }
+            throw AgentError("the hub refused change set \(inflight.seqFrom)...\(inflight.seqTo): \(message) [\(code)]")
+        }
+    }
+
+    /// One download request. Returns the writes applied and whether more wait.
+    func pullOnce() async throws -> (Int, Bool) {
+        let since = try store.counts().hubCursor
+        let maxBytes = budget.bytes * 4
+        let t = UInt64(Int64(wall.nowMillis()) + (Int64(try store.meta("clock_offset_ms") ?? "0") ?? 0))
+        let sig = identity.signing.sign(PullAuth.message(agent: config.agentID, since: since, maxBytes: maxBytes, timeMs: t))
+        let a: HubAnswer
+        do {
+            a = try await client.send(
+                .GET, "/v1/changes?since=\(since)&max_bytes=\(maxBytes)",
+                headers: ["X-Ferry-Agent": config.agentID, "X-Ferry-Time": String(t), "X-Ferry-Signature": hex(sig)])
+        } catch {
+            budget.shrink()
+            throw AgentError("cannot reach the hub at \(config.hubURL) to download (\(error)); will retry")
+        }
+        learnTime(a)
+        if a.status == 204 {
+            if let c = a.cursor, c > since { try store.applyRemote(ChangeSetBody(), cursor: c) }
+            return (0, false)
+        }
+        guard a.status == 200 else {
+            throw AgentError("the hub refused the download: \(a.error?.message ?? "HTTP \(a.status)") [\(a.error?.code ?? "")]")
+        }
+        let opened: OpenedChangeSet
+        do {
+            opened = try Envelope.open(
+                a.body, recipientKeyID: identity.kx.publicKey.id, author: hubSign, key: keys.receive, normalize: false)
+        } catch {
+            throw AgentError("the hub's answer failed verification (\(error)): it was altered in transit or the hub's keys changed")
+        }
+        guard opened.header.origin == .hub, opened.header.seqFrom == since + 1 else {
+            throw AgentError("the hub's answer starts at \(opened.header.seqFrom), expected \(since + 1); will retry")
+        }
+        let n = try store.applyRemote(opened.body, cursor: opened.header.seqTo)
+        return (n, opened.header.more)
+    }
+
+    /// Keeps the clock offset to the hub (DESIGN §4): hub time minus local
+    /// time at the middle of the request.
+    func learnTime(_ a: HubAnswer) {
+        guard let hub = a.hubTimeMs else { return }
+        let mid = Int64(a.sentMs / 2 + a.receivedMs / 2)
+        let offset = Int64(bitPattern: hub) - mid
+        try? store.setMeta(["clock_offset_ms": String(offset), "last_contact_ms": String(a.receivedMs)])
+    }
+}
+
+/// The adaptive change-set bound (DESIGN §5).
+final class BudgetBox: @unchecked Sendable {
+    // @unchecked: guarded by `lock`.
+    private let lock = NSLock()
+    private var value: Int
+    private let maxValue: Int
+    static let minValue = 8 * 1024
+
+    init(initial: Int, max: Int) {
+        value = initial
+        maxValue = max
+    }
+
+    var bytes: Int { lock.withLock { value } }
+    func grow() { lock.withLock { value = Swift.min(maxValue, value * 3 / 2) } }
+    func shrink() { lock.withLock { value = Swift.max(Self.minValue, value * 2 / 3) } }
+    func halve() { lock.withLock { value = Swift.max(Self.minValue, value / 2) } }
+}

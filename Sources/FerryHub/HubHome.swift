@@ -1,0 +1,60 @@
+import FerryCore
+import FerryCrypto
+import FerryProtocol
+import FerryStore
+import Foundation
+
+/// The files of one hub: `hub.key` (0600), `hub.sqlite`, `operator.token` (0600), `hub.url`.
+public struct HubHome: Sendable {
+    public let directory: String
+    public init(directory: String) { self.directory = directory }
+
+    public var keyPath: String { directory + "/hub.key" }
+    public var storePath: String { directory + "/hub.sqlite" }
+    public var tokenPath: String { directory + "/operator.token" }
+    public var urlPath: String { directory + "/hub.url" }
+
+    public var isInitialized: Bool { FileManager.default.fileExists(atPath: keyPath) }
+
+    /// Creates keys, the store, the operator token, and seeds the province's
+    /// communes, the land-record form and the land campaign.
+    public func initialize() throws -> Identity {
+        if isInitialized {
+            throw HubError(.conflict, "\(directory) already holds a hub: use it with `ferry hub serve --dir \(directory)`")
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let identity = Identity()
+        try identity.save(path: keyPath)
+        let token = hex(randomBytes(24))
+        FileManager.default.createFile(atPath: tokenPath, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        let store = try SQLiteHubStore(path: storePath)
+        for c in Seed.communes {
+            try store.publish(.commune, key: c.code, json: try JSONEncoder().encode(c).map { $0 })
+        }
+        try store.publish(form: try Seed.form)
+        let campaign = try Seed.campaign
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        try store.publish(.campaign, key: campaign.id, json: try e.encode(campaign).map { $0 })
+        return identity
+    }
+
+    public func identity() throws -> Identity { try Identity.load(path: keyPath) }
+
+    public func operatorToken() throws -> String {
+        guard let d = FileManager.default.contents(atPath: tokenPath) else {
+            throw HubError(.notFound, "\(tokenPath) is missing: run `ferry hub init --dir \(directory)` first")
+        }
+        return String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The URL the running hub wrote when it started.
+    public func url() throws -> String {
+        guard let d = FileManager.default.contents(atPath: urlPath) else {
+            throw HubError(.notFound, "no running hub found for \(directory) (\(urlPath) is missing): start it with `ferry hub serve --dir \(directory)`")
+        }
+        return String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    public func store() throws -> SQLiteHubStore { try SQLiteHubStore(path: storePath) }
+}

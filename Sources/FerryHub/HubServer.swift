@@ -1,0 +1,80 @@
+import FerryStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The hub's HTTP/1.1 server (Hummingbird 2): versioned endpoints under `/v1`.
+public enum HubServer {
+    /// Builds the application; `onRunning` receives the bound port (use port 0 in tests).
+    public static func application(
+        service: HubService, host: String, port: Int, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Router()
+        let maxBody = service.limits.maxEnvelopeBytes
+        router.get("/v1/health") { _, _ in reply(service.health()) }
+        router.get("/v1/metrics") { _, _ in reply(service.metricsText()) }
+        router.post("/v1/enroll") { request, _ in
+            var request = request
+            let body = try await request.collectBody(upTo: 64 * 1024)
+            return reply(service.enroll(Array(buffer: body)))
+        }
+        router.post("/v1/changesets") { request, _ in
+            var request = request
+            let body: ByteBuffer
+            do {
+                body = try await request.collectBody(upTo: maxBody)
+            } catch {
+                return reply(.error(413, code: "oversized", "the change set is over \(maxBody) bytes: split it into smaller change sets"))
+            }
+            let bytes = Array(buffer: body)
+            // Ingest is blocking SQLite work: keep it off the event loop.
+            let r = await Task.detached { service.upload(bytes) }.value
+            return reply(r)
+        }
+        router.get("/v1/changes") { request, _ in
+            let q = request.uri.queryParameters
+            let h = request.headers
+            let agent = HTTPField.Name("X-Ferry-Agent").flatMap { h[$0] }
+            let time = HTTPField.Name("X-Ferry-Time").flatMap { h[$0] }.flatMap { UInt64($0) }
+            let sig = HTTPField.Name("X-Ferry-Signature").flatMap { h[$0] }
+            let since = q["since"].flatMap { UInt64(String($0)) }
+            let maxBytes = q["max_bytes"].flatMap { Int(String($0)) }
+            let r = await Task.detached { service.pull(agentID: agent, since: since, maxBytes: maxBytes, timeMs: time, signature: sig) }.value
+            return reply(r)
+        }
+        let ops = router.group("/v1/ops")
+        for method in [HTTPRequest.Method.get, .post] {
+            ops.on("**", method: method) { request, _ in
+                guard service.isOperator(request.headers[.authorization]) else {
+                    return reply(.error(401, code: "unauthorized", "operator endpoints need 'Authorization: Bearer <operator token>' (see operator.token in the hub directory)"))
+                }
+                var request = request
+                let body = try await request.collectBody(upTo: 1 << 20)
+                let parts = request.uri.path.split(separator: "/").map(String.init).dropFirst(2).map { $0.removingPercentEncoding ?? $0 }
+                var query: [String: String] = [:]
+                for (k, v) in request.uri.queryParameters { query[String(k)] = String(v) }
+                let bytes = Array(buffer: body)
+                let m = request.method.rawValue
+                let r = await Task.detached { service.operatorRequest(method: m, path: Array(parts), query: query, body: bytes) }.value
+                return reply(r)
+            }
+        }
+        return Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "ferry-hub"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
+    }
+
+    static func reply(_ r: HubReply) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = r.contentType
+        for (k, v) in r.headers {
+            if let name = HTTPField.Name(k) { headers[name] = v }
+        }
+        return Response(
+            status: HTTPResponse.Status(code: r.status), headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: r.body)))
+    }
+}

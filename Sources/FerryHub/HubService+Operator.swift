@@ -1,0 +1,248 @@
+import FerryCore
+import FerryCrypto
+import FerryProtocol
+import FerryStore
+import Foundation
+
+/// Operator API payloads (JSON, snake_case).
+public struct TokenRequest: Codable, Sendable {
+    public var commune: String
+    public var ttlHours: Int?
+    public init(commune: String, ttlHours: Int? = nil) {
+        self.commune = commune
+        self.ttlHours = ttlHours
+    }
+}
+
+public struct TokenResponse: Codable, Sendable {
+    public var token: String
+    public var commune: String
+    public var expiresMs: UInt64
+}
+
+public struct RecordWriteRequest: Codable, Sendable {
+    public var form: String?
+    public var version: Int?
+    public var commune: String?
+    /// Field values as text, parsed with the form's types.
+    public var values: [String: String]
+    public var resolve: Bool?
+    public init(form: String? = nil, version: Int? = nil, commune: String? = nil, values: [String: String], resolve: Bool? = nil) {
+        self.form = form
+        self.version = version
+        self.commune = commune
+        self.values = values
+        self.resolve = resolve
+    }
+}
+
+public struct ResolveRequest: Codable, Sendable {
+    public var record: String
+    public var field: String
+    /// The value to keep, as text; the current winner when absent.
+    public var value: String?
+    public init(record: String, field: String, value: String?) {
+        self.record = record
+        self.field = field
+        self.value = value
+    }
+}
+
+/// A record at the hub as operators see it.
+public struct HubRecordJSON: Codable, Sendable {
+    public struct FieldJSON: Codable, Sendable {
+        public var value: String
+        public var type: String
+        public var write: String
+        public var conflict: Bool
+        public var leaves: [String]
+    }
+    public var id: String
+    public var form: String
+    public var formVersion: Int
+    public var commune: String
+    public var deleted: Bool
+    public var fields: [String: FieldJSON]
+}
+
+public struct AgentJSON: Codable, Sendable {
+    public var id: String
+    public var commune: String
+    public var communeName: String
+    public var status: String
+    public var hostname: String
+    public var lastSeenMs: UInt64?
+    public var lastSkewMs: Int64?
+    public var appliedSeq: UInt64
+    public var ackedCursor: UInt64
+    /// Hub-stream changes the agent has not acknowledged yet.
+    public var lag: UInt64
+    public var lastError: String?
+}
+
+public struct HubStatusJSON: Codable, Sendable {
+    public var version: String
+    public var timeMs: UInt64
+    public var totals: [String: Int]
+    public var agents: [AgentJSON]
+}
+
+public struct CampaignJSON: Codable, Sendable {
+    public var campaign: CampaignDefinition
+    public var progress: [ProgressRow]
+    public var done: Int
+    public var target: Int
+}
+
+extension HubService {
+    /// Routes an authenticated operator request.
+    public func operatorRequest(method: String, path: [String], query: [String: String], body: [UInt8]) -> HubReply {
+        do {
+            func route(_ m: String, _ pattern: String) -> [String]? {
+                guard m == method else { return nil }
+                let pp = pattern.split(separator: "/").map(String.init)
+                guard pp.count == path.count else { return nil }
+                var captured: [String] = []
+                for (a, b) in zip(pp, path) {
+                    if a == "*" { captured.append(b) } else if a != b { return nil }
+                }
+                return captured
+            }
+            switch () {
+            case _ where route("GET", "status") != nil:
+                return .json(200, try status())
+            case _ where route("GET", "agents") != nil:
+                return .json(200, try status().agents)
+            case _ where route("POST", "agents/*/revoke") != nil:
+                let cap = route("POST", "agents/*/revoke") ?? []
+                let id = cap[0]
+                try store.revoke(agent: id)
+                logger.notice("agent revoked", metadata: ["ferry.agent": "\(id)"])
+                return .json(200, ["revoked": id])
+            case _ where route("POST", "tokens") != nil:
+                let req = try decode(TokenRequest.self, body)
+                let ttl = UInt64(max(1, min(req.ttlHours ?? 168, 24 * 90))) * 3_600_000
+                let secret = try store.issueToken(commune: req.commune, ttlMillis: ttl)
+                let token = EnrollmentToken(commune: req.commune, secret: secret, hubFingerprint: identity.fingerprint)
+                return .json(200, TokenResponse(token: token.description, commune: req.commune, expiresMs: store.nowMillis() + ttl))
+            case _ where route("GET", "conflicts") != nil:
+                return .json(200, try store.conflicts(limit: Int(query["limit"] ?? "") ?? 200))
+            case _ where route("POST", "conflicts/resolve") != nil:
+                let req = try decode(ResolveRequest.self, body)
+                guard let rid = RecordID(req.record) else { throw HubError(.badRequest, "'\(req.record)' is not a record id") }
+                let value = try req.value.map { try parse(record: rid, field: req.field, text: $0) }
+                try store.resolve(record: rid, field: req.field.nfc, value: value)
+                return .json(200, try recordJSON(rid))
+            case _ where route("GET", "quarantine") != nil:
+                return .json(200, try store.quarantine())
+            case _ where route("GET", "forms") != nil:
+                return .json(200, try store.forms())
+            case _ where route("POST", "forms") != nil:
+                let form = try decode(FormDefinition.self, body, snake: false)
+                try store.publish(form: form)
+                return .json(200, form)
+            case _ where route("GET", "communes") != nil:
+                return .json(200, try store.communes())
+            case _ where route("POST", "campaigns") != nil:
+                let c = try decode(CampaignDefinition.self, body, snake: false)
+                try store.publish(.campaign, key: c.id, json: try JSONEncoder().encode(c).map { $0 })
+                return .json(200, c)
+            case _ where route("GET", "campaigns") != nil:
+                return .json(200, try store.campaigns().map { c in
+                    let rows = try store.progress(campaign: c)
+                    return CampaignJSON(campaign: c, progress: rows, done: rows.reduce(0) { $0 + min($1.records, $1.target) },
+                        target: rows.reduce(0) { $0 + $1.target })
+                })
+            case _ where route("GET", "records") != nil:
+                let ids = try store.recordIDs(commune: query["commune"], limit: Int(query["limit"] ?? "") ?? 100)
+                return .json(200, try ids.map(recordJSON))
+            case _ where route("POST", "records") != nil:
+                let req = try decode(RecordWriteRequest.self, body)
+                guard let formID = req.form, let commune = req.commune else {
+                    throw HubError(.badRequest, "a new record needs form and commune")
+                }
+                guard let form = try store.forms().filter({ $0.id == formID && (req.version == nil || $0.version == req.version) })
+                    .max(by: { $0.version < $1.version })
+                else { throw HubError(.notFound, "form \(formID) is not published") }
+                var values: [String: Value] = [:]
+                for (k, v) in req.values { values[k.nfc] = try form.parse(field: k.nfc, text: v) }
+                let id = try store.operatorCreate(form: form, commune: commune, values: values)
+                return .json(200, try recordJSON(id))
+            case _ where route("GET", "records/*") != nil:
+                let cap = route("GET", "records/*") ?? []
+                let id = cap[0]
+                guard let rid = RecordID(id) else { throw HubError(.badRequest, "'\(id)' is not a record id") }
+                return .json(200, try recordJSON(rid))
+            case _ where route("POST", "records/*") != nil:
+                let cap = route("POST", "records/*") ?? []
+                let id = cap[0]
+                guard let rid = RecordID(id) else { throw HubError(.badRequest, "'\(id)' is not a record id") }
+                let req = try decode(RecordWriteRequest.self, body)
+                var values: [String: Value] = [:]
+                for (k, v) in req.values { values[k.nfc] = try parse(record: rid, field: k.nfc, text: v) }
+                try store.operatorWrite(record: rid, values: values, resolve: req.resolve ?? false)
+                return .json(200, try recordJSON(rid))
+            case _ where route("GET", "audit/*") != nil:
+                let cap = route("GET", "audit/*") ?? []
+                let id = cap[0]
+                guard let rid = RecordID(id) else { throw HubError(.badRequest, "'\(id)' is not a record id") }
+                return .json(200, try store.audit(record: rid))
+            case _ where route("GET", "winners") != nil:
+                guard let commune = query["commune"] else { throw HubError(.badRequest, "winners needs ?commune=CODE") }
+                let w = try store.winners(commune: commune)
+                var out: [String: [String: String]] = [:]
+                for (r, fields) in w { out[r.description] = fields.mapValues { "\($0.typeName):\($0.display)" } }
+                return .json(200, out)
+            default:
+                return .error(404, code: "not_found", "no operator endpoint \(method) /v1/ops/\(path.joined(separator: "/"))")
+            }
+        } catch let e as HubError {
+            return .error(e.code == .notFound ? 404 : 400, code: e.code.rawValue, e.message)
+        } catch let e as FormError {
+            return .error(422, code: "invalid_value", e.message)
+        } catch {
+            return .error(400, code: "bad_request", "\(error)")
+        }
+    }
+
+    func decode<T: Decodable>(_ t: T.Type, _ body: [UInt8], snake: Bool = true) throws -> T {
+        do {
+            return try (snake ? HubJSON.decoder : JSONDecoder()).decode(T.self, from: Data(body))
+        } catch {
+            throw HubError(.badRequest, "the request body is not the expected JSON (\(T.self)): \(error)")
+        }
+    }
+
+    func parse(record: RecordID, field: String, text: String) throws -> Value {
+        guard let view = try store.record(record) else { throw HubError(.notFound, "record \(record) is not at this hub") }
+        guard let form = try store.forms().first(where: { $0.id == view.scope.formID && $0.version == view.scope.formVersion })
+        else { throw HubError(.notFound, "form \(view.scope.formID) v\(view.scope.formVersion) is not published") }
+        return try form.parse(field: field, text: text)
+    }
+
+    func recordJSON(_ id: RecordID) throws -> HubRecordJSON {
+        guard let v = try store.record(id) else { throw HubError(.notFound, "record \(id) is not at this hub") }
+        var fields: [String: HubRecordJSON.FieldJSON] = [:]
+        for (f, reg) in v.leaves {
+            guard let w = reg.winner else { continue }
+            fields[f] = .init(
+                value: w.value.display, type: w.value.typeName, write: w.id.description, conflict: reg.isConflict,
+                leaves: reg.leaves.map { "\($0.id)=\($0.value.display)" })
+        }
+        return HubRecordJSON(
+            id: id.description, form: v.scope.formID, formVersion: v.scope.formVersion, commune: v.scope.commune,
+            deleted: v.isDeleted, fields: fields)
+    }
+
+    func status() throws -> HubStatusJSON {
+        let names = Dictionary(try store.communes().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let head = try store.streamSeq()
+        let agents = try store.agents().map { a in
+            AgentJSON(
+                id: a.id, commune: a.commune, communeName: names[a.commune] ?? a.commune, status: a.status, hostname: a.hostname,
+                lastSeenMs: a.lastSeenMs, lastSkewMs: a.lastSkewMs, appliedSeq: a.appliedSeq, ackedCursor: a.ackedCursor,
+                lag: head > a.ackedCursor ? head - a.ackedCursor : 0, lastError: a.lastError)
+        }
+        return HubStatusJSON(version: FerryVersion.string, timeMs: store.nowMillis(), totals: try store.totals(), agents: agents)
+    }
+}

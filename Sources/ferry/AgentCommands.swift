@@ -1,0 +1,73 @@
+import ArgumentParser
+import FerryAgent
+import FerryCore
+import FerryStore
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The agent directory option shared by agent-side commands.
+struct AgentDir: ParsableArguments {
+    @Option(name: .customLong("dir"), help: "The agent directory (default: $FERRY_AGENT_DIR or ./ferry-agent).")
+    var dir: String?
+    var home: AgentHome { AgentHome(directory: dir ?? ProcessInfo.processInfo.environment["FERRY_AGENT_DIR"] ?? "ferry-agent") }
+}
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent", abstract: "Enroll and run the commune agent.", subcommands: [AgentEnroll.self, AgentRun.self, AgentSync.self])
+}
+
+struct AgentEnroll: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "enroll", abstract: "Enroll this PC with the hub using a one-time token.")
+    @Argument(help: "The hub URL, e.g. http://hub.example:8440") var url: String
+    @Argument(help: "The token from `ferry hub token`.") var token: String
+    @OptionGroup var agent: AgentDir
+
+    func run() async throws {
+        let host = ProcessInfo.processInfo.hostName
+        let c = try await Enrollment.enroll(hubURL: url, token: token, home: agent.home, hostname: host)
+        print("Enrolled as \(c.agentID) for commune \(c.commune). Hub keys pinned.")
+        print("Next: ferry agent run --dir \(agent.home.directory)")
+    }
+}
+
+struct AgentRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run the sync loop until stopped (SIGTERM/SIGINT stop it cleanly).")
+    @OptionGroup var agent: AgentDir
+    @Option(help: "Seconds between syncs (default from agent.json).") var interval: Double?
+    @Option(help: "Stop after this many sync rounds.") var rounds: Int?
+
+    func run() async throws {
+        let logger = Log.logger("ferry.agent")
+        let home = agent.home
+        let engine = try SyncEngine(home: home, logger: logger)
+        let config = try home.config()
+        let svc = AgentService(engine: engine, interval: interval ?? config.syncIntervalSeconds, logger: logger, maxRounds: rounds)
+        logger.notice("agent started", metadata: ["ferry.agent": "\(config.agentID)", "ferry.dir": "\(home.directory)"])
+        let group = ServiceGroup(
+            configuration: .init(services: [svc], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.notice("agent stopped")
+    }
+}
+
+struct AgentSync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sync", abstract: "Sync once now and report.")
+    @OptionGroup var agent: AgentDir
+    @Flag var json = false
+
+    func run() async throws {
+        let engine = try SyncEngine(home: agent.home, logger: Log.logger("ferry.agent"))
+        do {
+            let r = try await engine.syncOnce()
+            await engine.shutdown()
+            if json { return try printJSON(r) }
+            print("Sent \(r.uploadedWrites) writes in \(r.uploadedChangeSets) change sets, received \(r.downloadedWrites); \(r.pendingWrites) pending.")
+        } catch {
+            await engine.shutdown()
+            throw UserError("\(error)")
+        }
+    }
+}

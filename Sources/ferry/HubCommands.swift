@@ -1,0 +1,109 @@
+import ArgumentParser
+import FerryAgent
+import FerryCore
+import FerryCrypto
+import FerryHub
+import FerryProtocol
+import FerryStore
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+struct HubCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hub", abstract: "Run and operate the provincial hub.",
+        subcommands: [HubInit.self, HubServe.self, HubToken.self, HubAgents.self, HubRevoke.self, HubCommunes.self])
+}
+
+struct HubInit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init", abstract: "Create a hub: keys, store, operator token, the province's communes and the land-record form.")
+    @Option(help: "Directory for the hub's files.") var dir = "ferry-hub"
+
+    func run() async throws {
+        let home = HubHome(directory: dir)
+        let identity = try home.initialize()
+        print("Hub created in \(dir)")
+        print("  key fingerprint: \(hex(identity.fingerprint))")
+        print("  operator token:  \(home.tokenPath) (keep it secret)")
+        print("  seeded:          \(Seed.communes.count) communes, form land-record v1, campaign land-2025")
+        print("Next: ferry hub serve --dir \(dir)")
+    }
+}
+
+struct HubServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Serve agents and operators over HTTP.")
+    @Option(help: "Directory of the hub (from `ferry hub init`).") var dir = "ferry-hub"
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port (0 = any free port; the URL is written to DIR/hub.url).") var port = 8440
+    @Option(help: "Seconds a write may be stamped ahead of the hub's clock.") var futureBound = 600
+
+    func run() async throws {
+        let logger = Log.logger("ferry.hub")
+        let home = HubHome(directory: dir)
+        guard home.isInitialized else { throw UserError("no hub in \(dir): run `ferry hub init --dir \(dir)` first") }
+        let store = try SQLiteHubStore(path: home.storePath, futureBoundMillis: UInt64(futureBound) * 1000)
+        let service = HubService(store: store, identity: try home.identity(), operatorToken: try home.operatorToken(), logger: logger)
+        let urlPath = home.urlPath
+        let host = host
+        let app = HubServer.application(service: service, host: host, port: port, logger: logger) { bound in
+            let url = "http://\(host):\(bound)"
+            try? (url + "\n").write(toFile: urlPath, atomically: true, encoding: .utf8)
+            logger.notice("hub listening", metadata: ["ferry.url": "\(url)"])
+        }
+        let group = ServiceGroup(
+            configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        try? FileManager.default.removeItem(atPath: urlPath)
+    }
+}
+
+struct HubToken: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token", abstract: "Issue a one-time enrollment token for a commune's agent.")
+    @Option(help: "Commune code (see `ferry hub communes`).") var commune: String
+    @Option(help: "Hours the token stays valid.") var ttlHours = 168
+    @OptionGroup var hub: HubOptions
+    @Flag var json = false
+
+    func run() async throws {
+        let r = try await hub.client().call("POST", "tokens", body: TokenRequest(commune: commune, ttlHours: ttlHours), as: TokenResponse.self)
+        if json { try printJSON(r) } else { print(r.token) }
+    }
+}
+
+struct HubAgents: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "agents", abstract: "List agents: last contact, lag, clock skew, errors.")
+    @OptionGroup var hub: HubOptions
+    @Flag var json = false
+
+    func run() async throws {
+        let agents = try await hub.client().call("GET", "agents", as: [AgentJSON].self)
+        if json { return try printJSON(agents) }
+        if agents.isEmpty { print("No agents enrolled yet. Issue a token: ferry hub token --commune CODE") }
+        for a in agents {
+            let skew = a.lastSkewMs.map { abs($0) > 120_000 ? " clock off by \($0 / 1000) s!" : "" } ?? ""
+            print("\(a.id)  \(a.communeName) [\(a.commune)]  \(a.status)  last seen \(ago(a.lastSeenMs))  lag \(a.lag)\(skew)")
+            if let e = a.lastError { print("    last error: \(e)") }
+        }
+    }
+}
+
+struct HubRevoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke an agent: its key is refused from now on.")
+    @Argument var agent: String
+    @OptionGroup var hub: HubOptions
+
+    func run() async throws {
+        _ = try await hub.client().call("POST", "agents/\(agent)/revoke", as: [String: String].self)
+        print("Agent \(agent) revoked. Its change sets and downloads are refused.")
+    }
+}
+
+struct HubCommunes: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "communes", abstract: "List the province's communes and their codes.")
+    func run() async throws {
+        for c in Seed.communes { print("\(c.code)  \(c.name)  (\(c.kind))") }
+    }
+}

@@ -1,0 +1,237 @@
+import ArgumentParser
+import FerryAgent
+import FerryCore
+import FerryHub
+import FerryStore
+import Foundation
+
+struct RecordsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "records", abstract: "Create, edit and read records (at this agent, or at the hub with --at-hub).",
+        subcommands: [RecordsAdd.self, RecordsEdit.self, RecordsDelete.self, RecordsUndelete.self, RecordsList.self, RecordsShow.self,
+            RecordsImport.self])
+}
+
+/// Parses typed text for a form field; a bad value becomes a ``UserError``.
+func parseText(_ f: FormDefinition, _ k: String, _ v: String, context: String = "") throws -> Value {
+    switch Result(catching: { () throws(FormError) -> Value in try f.parse(field: k, text: v) }) {
+    case .success(let value): return value
+    case .failure(let e): throw UserError(context + e.message)
+    }
+}
+
+/// Parses `field=value` pairs.
+func pairs(_ args: [String]) throws -> [(String, String)] {
+    try args.map { a in
+        guard let i = a.firstIndex(of: "=") else { throw UserError("'\(a)' is not field=value") }
+        return (String(a[..<i]).nfc, String(a[a.index(after: i)...]))
+    }
+}
+
+struct Target: ParsableArguments {
+    @OptionGroup var agent: AgentDir
+    @Flag(name: .customLong("at-hub"), help: "Act at the hub as an operator instead of at this agent.") var atHub = false
+    @OptionGroup var hub: HubOptions
+}
+
+struct RecordsAdd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "add", abstract: "Create a record: ferry records add owner_name='Nguyễn Văn An' ...")
+    @Option(help: "Form id.") var form = "land-record"
+    @Option(help: "Commune code (with --at-hub; an agent always uses its own).") var commune: String?
+    @Argument(help: "field=value pairs.") var values: [String]
+    @OptionGroup var target: Target
+    @Flag var json = false
+
+    func run() async throws {
+        let p = try pairs(values)
+        if target.atHub {
+            guard let commune else { throw UserError("--commune CODE is needed with --at-hub") }
+            let r = try await target.hub.client().call(
+                "POST", "records", body: RecordWriteRequest(form: form, commune: commune, values: Dictionary(p, uniquingKeysWith: { $1 })),
+                as: HubRecordJSON.self)
+            if json { try printJSON(r) } else { print(r.id) }
+            return
+        }
+        let home = target.agent.home
+        let store = try home.store()
+        guard let f = try store.form(form) else {
+            throw UserError("form \(form) is not known here yet: run `ferry agent sync` to receive forms from the hub")
+        }
+        var vals: [String: Value] = [:]
+        for (k, v) in p { vals[k] = try parseText(f, k, v, context: "not saved: ") }
+        do {
+            let id = try store.create(form: f, commune: try home.config().commune, values: vals)
+            print(id)
+        } catch let e as FormError {
+            throw UserError("not saved: \(e.message)")
+        }
+    }
+}
+
+struct RecordsEdit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "edit", abstract: "Change fields of a record: ferry records edit ID status=verified")
+    @Argument var id: String
+    @Argument(help: "field=value pairs.") var values: [String]
+    @Flag(help: "At the hub: name every leaf, resolving conflicts on these fields.") var resolve = false
+    @OptionGroup var target: Target
+
+    func run() async throws {
+        guard let rid = RecordID(id) else { throw UserError("'\(id)' is not a record id") }
+        let p = try pairs(values)
+        if target.atHub {
+            _ = try await target.hub.client().call(
+                "POST", "records/\(rid)", body: RecordWriteRequest(values: Dictionary(p, uniquingKeysWith: { $1 }), resolve: resolve),
+                as: HubRecordJSON.self)
+            print("updated at the hub")
+            return
+        }
+        let store = try target.agent.home.store()
+        guard let view = try store.record(rid) else { throw UserError("record \(rid) is not in this replica") }
+        guard let f = try store.form(view.scope.formID, version: view.scope.formVersion) else {
+            throw UserError("form \(view.scope.formID) v\(view.scope.formVersion) is not known here")
+        }
+        var vals: [String: Value] = [:]
+        for (k, v) in p { vals[k] = try parseText(f, k, v, context: "not saved: ") }
+        do {
+            try store.update(rid, values: vals)
+        } catch let e as FormError {
+            throw UserError("not saved: \(e.message)")
+        } catch let e as StoreError {
+            throw UserError(e.message)
+        }
+        print("updated")
+    }
+}
+
+struct RecordsDelete: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a record (it can be undeleted).")
+    @Argument var id: String
+    @OptionGroup var target: Target
+
+    func run() async throws {
+        guard let rid = RecordID(id) else { throw UserError("'\(id)' is not a record id") }
+        if target.atHub {
+            _ = try await target.hub.client().call("POST", "records/\(rid)", body: RecordWriteRequest(values: [deletedField: "true"]), as: HubRecordJSON.self)
+        } else {
+            do { try target.agent.home.store().delete([rid]) } catch let e as StoreError { throw UserError(e.message) }
+        }
+        print("deleted")
+    }
+}
+
+struct RecordsUndelete: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "undelete", abstract: "Undelete a record.")
+    @Argument var id: String
+    @OptionGroup var target: Target
+
+    func run() async throws {
+        guard let rid = RecordID(id) else { throw UserError("'\(id)' is not a record id") }
+        if target.atHub {
+            _ = try await target.hub.client().call("POST", "records/\(rid)", body: RecordWriteRequest(values: [deletedField: "false"]), as: HubRecordJSON.self)
+        } else {
+            do { try target.agent.home.store().undelete(rid) } catch let e as StoreError { throw UserError(e.message) }
+        }
+        print("undeleted")
+    }
+}
+
+/// A record for JSON output at the agent.
+struct RecordOut: Codable {
+    var id: String
+    var form: String
+    var formVersion: Int
+    var commune: String
+    var deleted: Bool
+    var values: [String: String]
+}
+
+func recordOut(_ v: RecordView) -> RecordOut {
+    RecordOut(
+        id: v.id.description, form: v.scope.formID, formVersion: v.scope.formVersion, commune: v.scope.commune, deleted: v.isDeleted,
+        values: v.values.mapValues(\.display))
+}
+
+struct RecordsList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List records, newest first.")
+    @Option var limit = 20
+    @Flag(help: "Include deleted records.") var all = false
+    @Option(help: "With --at-hub: only this commune.") var commune: String?
+    @OptionGroup var target: Target
+    @Flag var json = false
+
+    func run() async throws {
+        if target.atHub {
+            let q = "records?limit=\(limit)" + (commune.map { "&commune=\($0)" } ?? "")
+            let rs = try await target.hub.client().call("GET", q, as: [HubRecordJSON].self)
+            if json { return try printJSON(rs) }
+            for r in rs {
+                print("\(r.id)  \(r.commune)  \(r.fields["owner_name"]?.value ?? "")  \(r.fields["status"]?.value ?? "")\(r.deleted ? "  [deleted]" : "")")
+            }
+            return
+        }
+        let rs = try target.agent.home.store().records(limit: limit, includeDeleted: all)
+        if json { return try printJSON(rs.map(recordOut)) }
+        for r in rs {
+            let v = r.values
+            print("\(r.id)  \(v["owner_name"]?.display ?? "")  \(v["status"]?.display ?? "")\(r.isDeleted ? "  [deleted]" : "")")
+        }
+    }
+}
+
+struct RecordsShow: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one record's fields.")
+    @Argument var id: String
+    @OptionGroup var target: Target
+    @Flag var json = false
+
+    func run() async throws {
+        guard let rid = RecordID(id) else { throw UserError("'\(id)' is not a record id") }
+        if target.atHub {
+            let r = try await target.hub.client().call("GET", "records/\(rid)", as: HubRecordJSON.self)
+            if json { return try printJSON(r) }
+            print("\(r.id)  form \(r.form) v\(r.formVersion)  commune \(r.commune)\(r.deleted ? "  [deleted]" : "")")
+            for (k, f) in r.fields.sorted(by: { $0.key < $1.key }) {
+                print("  \(k) = \(f.value)\(f.conflict ? "   CONFLICT: \(f.leaves.joined(separator: " | "))" : "")")
+            }
+            return
+        }
+        guard let r = try target.agent.home.store().record(rid) else { throw UserError("record \(rid) is not in this replica") }
+        if json { return try printJSON(recordOut(r)) }
+        print("\(r.id)  form \(r.scope.formID) v\(r.scope.formVersion)  commune \(r.scope.commune)\(r.isDeleted ? "  [deleted]" : "")")
+        for (k, w) in r.fields.sorted(by: { $0.key < $1.key }) where k != deletedField {
+            print("  \(k) = \(w.value.display)   (\(w.id))")
+        }
+    }
+}
+
+struct RecordsImport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Import records from a CSV file whose header names form fields (all rows or none).")
+    @Argument var file: String
+    @Option var form = "land-record"
+    @OptionGroup var agent: AgentDir
+
+    func run() async throws {
+        let home = agent.home
+        let store = try home.store()
+        guard let f = try store.form(form) else { throw UserError("form \(form) is not known here yet: run `ferry agent sync`") }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw UserError("cannot read \(file) as UTF-8") }
+        var lines = text.split(whereSeparator: \.isNewline).map(String.init)
+        guard !lines.isEmpty else { throw UserError("\(file) is empty") }
+        let header = lines.removeFirst().split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces).nfc }
+        var rows: [[String: Value]] = []
+        for (i, line) in lines.enumerated() {
+            let cols = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard cols.count == header.count else { throw UserError("line \(i + 2): \(cols.count) columns, header has \(header.count)") }
+            var row: [String: Value] = [:]
+            for (k, v) in zip(header, cols) { row[k] = try parseText(f, k, v, context: "line \(i + 2), nothing was imported: ") }
+            rows.append(row)
+        }
+        do {
+            let ids = try store.createMany(form: f, commune: try home.config().commune, rows: rows)
+            print("imported \(ids.count) records")
+        } catch let e as FormError {
+            throw UserError("\(e.message); nothing was imported")
+        }
+    }
+}
