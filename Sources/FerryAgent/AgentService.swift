@@ -56,8 +56,9 @@ public struct AgentService: Service {
     }
 
     func gracefulShutdown(sleeping seconds: Double) async throws {
-        try await withGracefulShutdownHandler {
+        // The wait ends early on SIGTERM, so the service stops within a moment.
+        try await cancelWhenGracefulShutdown {
             try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
-        } onGracefulShutdown: {}
+        }
     }
 }

@@ -57,6 +57,7 @@ public final class SyncEngine: Sendable {
     public func syncOnce(maxRequests: Int = 200) async throws -> SyncReport {
         var report = SyncReport()
         var requests = 0
+        var restamps = 0
         try store.setMeta(["last_attempt_ms": String(wall.nowMillis())])
         do {
             // Upload, one frozen change set at a time, strictly in sequence.
@@ -72,19 +73,23 @@ public final class SyncEngine: Sendable {
                     budget.shrink()
                     throw AgentError("cannot reach the hub at \(config.hubURL) (\(error)); the change set stays queued and is re-sent")
                 }
-                learnTime(answer)
                 if answer.status == 200 {
                     struct Ack: Codable { var status: String; var cursor: UInt64 }
-                    let ack = try? HubJSON.decoder.decode(Ack.self, from: Data(answer.body))
-                    let cursor = ack?.cursor ?? inflight.seqTo
-                    try store.acknowledge(upTo: max(cursor, inflight.seqTo))
-                    if ack?.status == "duplicate" { report.duplicates += 1 }
+                    // Only a well-formed acknowledgement that covers the change set
+                    // releases its writes; anything else (a captive portal, a proxy
+                    // page) leaves them queued for the next attempt.
+                    guard let ack = try? HubJSON.decoder.decode(Ack.self, from: Data(answer.body)), ack.cursor >= inflight.seqTo else {
+                        budget.shrink()
+                        throw AgentError("the answer to change set \(inflight.seqFrom)...\(inflight.seqTo) was not a Ferry acknowledgement (is a proxy or login page in the way?); it stays queued")
+                    }
+                    try store.acknowledge(upTo: inflight.seqTo)
+                    if ack.status == "duplicate" { report.duplicates += 1 }
                     report.uploadedChangeSets += 1
                     report.uploadedWrites += Int(inflight.seqTo - inflight.seqFrom + 1)
                     budget.grow()
                     continue
                 }
-                try handleRefusal(answer, inflight: inflight)
+                try await handleRefusal(answer, inflight: inflight, restamped: &restamps)
                 report.retries += 1
             }
             // Download, following `more`.
@@ -136,7 +141,7 @@ public final class SyncEngine: Sendable {
         return try Envelope.seal(header: header, body: body, signer: identity.signing, key: keys.transmit)
     }
 
-    func handleRefusal(_ a: HubAnswer, inflight: InFlight) throws {
+    func handleRefusal(_ a: HubAnswer, inflight: InFlight, restamped: inout Int) async throws {
         let code = a.error?.code ?? "http_\(a.status)"
         let message = a.error?.message ?? "HTTP \(a.status)"
         budget.shrink()
@@ -150,7 +155,13 @@ public final class SyncEngine: Sendable {
             throw AgentError(
                 "the hub expects sequence \(a.error?.expectedSeq ?? 0) but this agent is at \(inflight.seqFrom): the hub's store may have been restored from an old backup; ask the operator (\(message))")
         case "future_timestamp", "clock_skew":
-            // Our clock ran ahead: re-stamp the writes with the hub-corrected clock.
+            // This PC's clock ran ahead: learn the hub's time from a signed
+            // download, then re-stamp the queued writes with the corrected clock.
+            guard restamped == 0 else {
+                throw AgentError("the hub still refuses this agent's timestamps after correcting them: \(message). Set the PC's date and time")
+            }
+            restamped += 1
+            _ = try? await pullOnce()
             try store.unfreeze(restamp: true)
             return
         case "oversized":
@@ -180,11 +191,6 @@ public final class SyncEngine: Sendable {
             budget.shrink()
             throw AgentError("cannot reach the hub at \(config.hubURL) to download (\(error)); will retry")
         }
-        learnTime(a)
-        if a.status == 204 {
-            if let c = a.cursor, c > since { try store.applyRemote(ChangeSetBody(), cursor: c) }
-            return (0, false)
-        }
         guard a.status == 200 else {
             throw AgentError("the hub refused the download: \(a.error?.message ?? "HTTP \(a.status)") [\(a.error?.code ?? "")]")
         }
@@ -198,17 +204,18 @@ public final class SyncEngine: Sendable {
         guard opened.header.origin == .hub, opened.header.seqFrom == since + 1 else {
             throw AgentError("the hub's answer starts at \(opened.header.seqFrom), expected \(since + 1); will retry")
         }
+        // The hub's signed header carries its time: the only clock source trusted.
+        learnTime(hubMs: opened.header.createdHLC.millis, sentMs: a.sentMs, receivedMs: a.receivedMs)
         let n = try store.applyRemote(opened.body, cursor: opened.header.seqTo)
         return (n, opened.header.more)
     }
 
-    /// Keeps the clock offset to the hub (DESIGN §4): hub time minus local
-    /// time at the middle of the request.
-    func learnTime(_ a: HubAnswer) {
-        guard let hub = a.hubTimeMs else { return }
-        let mid = Int64(a.sentMs / 2 + a.receivedMs / 2)
-        let offset = Int64(bitPattern: hub) - mid
-        try? store.setMeta(["clock_offset_ms": String(offset), "last_contact_ms": String(a.receivedMs)])
+    /// Keeps the clock offset to the hub (DESIGN §4): hub time (from a signed
+    /// change-set header) minus local time at the middle of the request.
+    func learnTime(hubMs: UInt64, sentMs: UInt64, receivedMs: UInt64) {
+        let mid = Int64(sentMs / 2 + receivedMs / 2)
+        let offset = Int64(bitPattern: hubMs) - mid
+        try? store.setMeta(["clock_offset_ms": String(offset), "last_contact_ms": String(receivedMs)])
     }
 }
 

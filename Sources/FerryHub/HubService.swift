@@ -107,6 +107,7 @@ public final class HubService: Sendable {
         } catch {
             return refused(error)
         }
+        var authenticated = false
         do {
             guard let agent = try store.agent(id: header.origin.rawValue) else {
                 throw ChangeSetError.unknownKey(hex(header.senderKeyID)).about(header)
@@ -118,6 +119,7 @@ public final class HubService: Sendable {
             let keys = try identity.kx.serverSessionKeys(client: try KXPublicKey(bytes: agent.kxPublicKey))
             let opened = try Envelope.open(
                 bytes, recipientKeyID: identity.kx.publicKey.id, author: signKey, key: keys.receive, limits: limits, normalize: true)
+            authenticated = true
             let result = try store.ingest(opened, from: agent.id)
             metrics.add("ferry_changesets_total", "status=\"\(result.status)\"")
             metrics.add("ferry_writes_merged_total", "", Double(result.merged))
@@ -132,7 +134,9 @@ public final class HubService: Sendable {
                 ])
             return .json(200, result)
         } catch {
-            if let a = try? store.agent(id: header.origin.rawValue) {
+            // Only an authenticated author's refusal is recorded against it, so a
+            // forger cannot make a silent agent look alive.
+            if authenticated, let a = try? store.agent(id: header.origin.rawValue) {
                 try? store.noteContact(agent: a.id, skewMs: nil, ackedCursor: nil, error: "\(error)")
             }
             return refused(error)
@@ -172,7 +176,9 @@ public final class HubService: Sendable {
         guard let agentID, let since, let timeMs, let sig = signature.flatMap(unhex) else {
             return .error(400, code: "bad_request", "a pull needs since, X-Ferry-Agent, X-Ferry-Time and X-Ferry-Signature")
         }
-        let maxBytes = min(max(maxBytes ?? 256 * 1024, 4096), limits.maxEnvelopeBytes / 2)
+        let requested = maxBytes ?? 256 * 1024
+        // The signature covers what the agent asked for; the hub then applies its own bounds.
+        let maxBytes = min(max(requested, 4096), limits.maxEnvelopeBytes / 2)
         do {
             guard let agent = try store.agent(id: agentID) else {
                 return .error(401, code: "unknown_agent", "agent \(agentID) is not enrolled here: enroll it with a new token")
@@ -181,7 +187,7 @@ public final class HubService: Sendable {
                 return .error(403, code: "revoked", "agent \(agentID) was revoked: re-enroll with a new token")
             }
             let key = try SigningPublicKey(bytes: agent.signPublicKey)
-            guard key.verify(signature: sig, of: PullAuth.message(agent: agentID, since: since, maxBytes: maxBytes, timeMs: timeMs)) else {
+            guard key.verify(signature: sig, of: PullAuth.message(agent: agentID, since: since, maxBytes: requested, timeMs: timeMs)) else {
                 return .error(401, code: "bad_signature", "the pull request's signature does not match agent \(agentID)'s key")
             }
             let now = store.nowMillis()
@@ -196,13 +202,14 @@ public final class HubService: Sendable {
             try store.noteContact(agent: agentID, skewMs: skew, ackedCursor: since, error: nil)
             metrics.add("ferry_pulls_total")
             if body.writes.isEmpty && body.catalog.isEmpty {
-                // Nothing for this agent up to the head: it is up to date.
+                // Nothing for this agent up to the head: it is up to date. The
+                // answer is still a signed change set, so the cursor and the
+                // hub's time cannot be forged.
                 try store.noteContact(agent: agentID, skewMs: skew, ackedCursor: seqTo, error: nil)
-                return HubReply(status: 204, contentType: "text/plain", body: [], headers: ["X-Ferry-Cursor": String(seqTo)])
             }
             let keys = try identity.kx.serverSessionKeys(client: try KXPublicKey(bytes: agent.kxPublicKey))
             let header = ChangeSetHeader(
-                id: randomBytes(16), origin: .hub, seqFrom: since + 1, seqTo: max(seqTo, since + 1), ack: agent.appliedSeq,
+                id: randomBytes(16), origin: .hub, seqFrom: since + 1, seqTo: seqTo, ack: agent.appliedSeq,
                 senderKeyID: identity.signing.publicKey.id, recipientKeyID: keyID(of: agent.kxPublicKey),
                 createdHLC: HLC(millis: now, counter: 0), commune: agent.commune, more: more)
             let sealed = try Envelope.seal(header: header, body: body, signer: identity.signing, key: keys.transmit)

@@ -469,38 +469,63 @@ public final class AgentStore: Sendable {
     }
 
     /// Drops the change set in flight and returns its writes to the outbox,
-    /// re-stamped with the current clock, when the hub refused it for a reason
-    /// that re-sealing fixes (a timestamp too far in the future). The sequence
-    /// numbers are reused, so the hub sees no gap.
+    /// when the hub refused it for a reason that re-sealing fixes. The
+    /// sequence numbers are reused, so the hub sees no gap.
+    ///
+    /// With `restamp` (the hub refused timestamps from a clock that ran
+    /// ahead), the clock is wound back to the newest timestamp anyone else has
+    /// seen, and every queued write gets a fresh one from the hub-corrected
+    /// clock. That is safe because no other replica ever accepted them.
     public func unfreeze(restamp: Bool) throws {
         try pool.write { db in
-            guard let f = try Row.fetchOne(db, sql: "SELECT seq_from FROM inflight ORDER BY seq_from LIMIT 1") else { return }
-            let from: Int64 = f["seq_from"]
-            var c = try clock(db)
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE batch = ?", arguments: [from]) {
-                guard var w = FieldWrite(row: row) else { continue }
-                let pendingExists =
-                    try Int.fetchOne(
-                        db, sql: "SELECT count(*) FROM outbox WHERE record = ? AND field = ? AND batch = 0",
-                        arguments: [Columns.blob(w.record), w.field]) ?? 0 > 0
-                try db.execute(
-                    sql: "DELETE FROM outbox WHERE record = ? AND field = ? AND batch = ?",
-                    arguments: [Columns.blob(w.record), w.field, from])
-                if pendingExists { continue }  // a newer local edit of the field supersedes it
-                if restamp {
-                    let old = w.id
-                    w.id = WriteID(hlc: c.now(), origin: origin)
+            if let f = try Row.fetchOne(db, sql: "SELECT seq_from FROM inflight ORDER BY seq_from LIMIT 1") {
+                let from: Int64 = f["seq_from"]
+                for row in try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE batch = ?", arguments: [from]) {
+                    guard let w = FieldWrite(row: row) else { continue }
                     try db.execute(
-                        sql: "UPDATE fields SET hlc = ?, origin = ? WHERE record = ? AND field = ? AND hlc = ? AND origin = ?",
-                        arguments: [Columns.int64(w.id.hlc), origin.rawValue, Columns.blob(w.record), w.field,
-                            Columns.int64(old.hlc), old.origin.rawValue])
+                        sql: "DELETE FROM outbox WHERE record = ? AND field = ? AND batch = ?",
+                        arguments: [Columns.blob(w.record), w.field, from])
+                    // A newer local edit of the same field already supersedes it.
+                    let newer = try Int.fetchOne(
+                        db, sql: "SELECT count(*) FROM outbox WHERE record = ? AND field = ? AND batch = 0",
+                        arguments: [Columns.blob(w.record), w.field]) ?? 0
+                    if newer == 0 {
+                        try db.cachedStatement(
+                            sql: "INSERT INTO outbox(record, field, t, v, hlc, origin, prev, alive, covers, batch) VALUES (?,?,?,?,?,?,?,?,?,0)"
+                        ).execute(arguments: w.columnArguments)
+                    }
                 }
-                try db.cachedStatement(
-                    sql: "INSERT OR REPLACE INTO outbox(record, field, t, v, hlc, origin, prev, alive, covers, batch) VALUES (?,?,?,?,?,?,?,?,?,0)"
-                ).execute(arguments: w.columnArguments)
+                try db.execute(sql: "DELETE FROM inflight WHERE seq_from = ?", arguments: [from])
+                try Self.setMeta(db, "last_seq", String(from - 1))
             }
-            try db.execute(sql: "DELETE FROM inflight WHERE seq_from = ?", arguments: [from])
-            try Self.setMeta(db, "last_seq", String(from - 1))
+            guard restamp else { return }
+            let seen = try Int64.fetchOne(
+                db,
+                sql: """
+                    SELECT max(hlc) FROM fields f WHERE NOT EXISTS
+                      (SELECT 1 FROM outbox o WHERE o.record = f.record AND o.field = f.field)
+                    """) ?? 0
+            let queued = try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE batch = 0 ORDER BY hlc").compactMap(FieldWrite.init(row:))
+            let queuedIDs = Set(queued.map(\.id))
+            // Every write a queued write names must stay older than it.
+            var floor = Columns.hlc(seen)
+            for w in queued {
+                for r in w.prev + w.covers + (w.alive.map { [$0] } ?? []) where !queuedIDs.contains(r) && r.hlc > floor {
+                    floor = r.hlc
+                }
+            }
+            var c = HybridLogicalClock(
+                wall: wall, last: floor, offsetMillis: try Self.meta(db, "clock_offset_ms").flatMap(Int64.init) ?? 0)
+            for var w in queued {
+                let old = w.id
+                w.id = WriteID(hlc: c.now(), origin: origin)
+                try db.execute(
+                    sql: "UPDATE outbox SET hlc = ? WHERE record = ? AND field = ? AND batch = 0",
+                    arguments: [Columns.int64(w.id.hlc), Columns.blob(w.record), w.field])
+                try db.execute(
+                    sql: "UPDATE fields SET hlc = ? WHERE record = ? AND field = ? AND hlc = ? AND origin = ?",
+                    arguments: [Columns.int64(w.id.hlc), Columns.blob(w.record), w.field, Columns.int64(old.hlc), origin.rawValue])
+            }
             try save(c, db)
         }
     }
