@@ -60,6 +60,10 @@ public final class AgentStore: Sendable {
     public let origin: OriginID
     private let wall: any WallClock
 
+    // One row per record (its field winners, encoded by RecordCodec) and one
+    // outbox row per record and batch (its pending writes): a record is read
+    // and written as a unit, which keeps local writes and merges cheap.
+
     /// Opens (creating and migrating) the replica at `path`.
     public init(path: String, origin: OriginID, wall: any WallClock = SystemClock()) throws {
         pool = try openPool(path: path)
@@ -77,12 +81,9 @@ public final class AgentStore: Sendable {
                     CREATE TABLE catalog(kind TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, json BLOB NOT NULL,
                         PRIMARY KEY(kind, key));
                     CREATE TABLE records(id BLOB PRIMARY KEY, form_id TEXT NOT NULL, form_version INTEGER NOT NULL,
-                        commune TEXT NOT NULL) WITHOUT ROWID;
-                    CREATE TABLE fields(record BLOB NOT NULL, field TEXT NOT NULL, t INTEGER NOT NULL, v, hlc INTEGER NOT NULL,
-                        origin TEXT NOT NULL, prev BLOB, alive BLOB, covers BLOB, PRIMARY KEY(record, field)) WITHOUT ROWID;
-                    CREATE TABLE outbox(record BLOB NOT NULL, field TEXT NOT NULL, batch INTEGER NOT NULL, t INTEGER NOT NULL, v,
-                        hlc INTEGER NOT NULL, origin TEXT NOT NULL, prev BLOB, alive BLOB, covers BLOB,
-                        PRIMARY KEY(record, field, batch)) WITHOUT ROWID;
+                        commune TEXT NOT NULL, state BLOB NOT NULL, deleted INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+                    CREATE TABLE outbox(record BLOB NOT NULL, batch INTEGER NOT NULL, writes BLOB NOT NULL, n INTEGER NOT NULL,
+                        PRIMARY KEY(record, batch)) WITHOUT ROWID;
                     CREATE TABLE inflight(seq_from INTEGER PRIMARY KEY, seq_to INTEGER NOT NULL, id BLOB NOT NULL,
                         envelope BLOB NOT NULL, created_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);
                     """)
@@ -179,100 +180,131 @@ public final class AgentStore: Sendable {
         try forms().first { $0.id == id && (version == nil || $0.version == version) }
     }
 
+    // MARK: record rows
+
+    /// A record's stored row: scope and field winners.
+    struct Stored {
+        var scope: RecordScope
+        var fields: [String: FieldWrite]
+    }
+
+    static func load(_ id: RecordID, _ db: Database) throws -> Stored? {
+        guard
+            let r = try Row.fetchOne(
+                try db.cachedStatement(sql: "SELECT form_id, form_version, commune, state FROM records WHERE id = ?"),
+                arguments: [Columns.blob(id)])
+        else { return nil }
+        var fields: [String: FieldWrite] = [:]
+        for w in try RecordCodec.decode(r["state"], record: id) { fields[w.field] = w }
+        return Stored(scope: RecordScope(formID: r["form_id"], formVersion: r["form_version"], commune: r["commune"]), fields: fields)
+    }
+
+    static func store(_ id: RecordID, _ s: Stored, _ db: Database) throws {
+        let deleted = s.fields[deletedField]?.value == .bool(true)
+        try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO records(id, form_id, form_version, commune, state, deleted) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [
+            Columns.blob(id), s.scope.formID, s.scope.formVersion, s.scope.commune,
+            RecordCodec.encode(s.fields.values.sorted { $0.field < $1.field }), deleted ? 1 : 0,
+        ])
+    }
+
+    static func pending(_ id: RecordID, batch: Int64, _ db: Database) throws -> [String: FieldWrite] {
+        guard
+            let d = try Data.fetchOne(
+                try db.cachedStatement(sql: "SELECT writes FROM outbox WHERE record = ? AND batch = ?"),
+                arguments: [Columns.blob(id), batch])
+        else { return [:] }
+        var out: [String: FieldWrite] = [:]
+        for w in try RecordCodec.decode(d, record: id) { out[w.field] = w }
+        return out
+    }
+
+    static func storePending(_ id: RecordID, batch: Int64, _ writes: [String: FieldWrite], _ db: Database) throws {
+        if writes.isEmpty {
+            try db.execute(sql: "DELETE FROM outbox WHERE record = ? AND batch = ?", arguments: [Columns.blob(id), batch])
+            return
+        }
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO outbox(record, batch, writes, n) VALUES (?, ?, ?, ?)").execute(
+            arguments: [Columns.blob(id), batch, RecordCodec.encode(writes.values.sorted { $0.field < $1.field }), writes.count])
+    }
+
     // MARK: local writes
 
     /// Creates a record of `form` in `commune` with `values`, validated against the form.
     /// - Throws: ``FormError`` naming the first bad or missing field; nothing is written.
     @discardableResult
     public func create(form: FormDefinition, commune: String, values: [String: Value], id: RecordID? = nil) throws -> RecordID {
-        let values = values.mapValues(Self.normalized)
-        let missing = form.missingRequired(in: values)
-        if !missing.isEmpty { throw FormError("required field(s) missing: \(missing.joined(separator: ", "))") }
-        for (f, v) in values.sorted(by: { $0.key < $1.key }) {
-            if let why = form.violation(field: f, value: v) { throw FormError(why) }
-        }
-        return try pool.write { db in
-            var c = try clock(db)
-            let h = c.now()
-            var rng = SystemRandomNumberGenerator()
-            let rid = id ?? RecordID.v7(millis: h.millis, using: &rng)
-            try db.execute(
-                sql: "INSERT INTO records(id, form_id, form_version, commune) VALUES (?, ?, ?, ?)",
-                arguments: [Columns.blob(rid), form.id, form.version, commune])
-            for (f, v) in values where !v.isNull {
-                let w = FieldWrite(record: rid, field: f, id: WriteID(hlc: h, origin: origin), value: v)
-                try Self.putLocal(w, db)
-            }
-            try save(c, db)
-            return rid
-        }
+        try createMany(form: form, commune: commune, rows: [values], ids: id.map { [$0] }).first ?? RecordID(high: 0, low: 0)
     }
 
-    /// Creates many records in one transaction (CSV import, benchmarks);
-    /// each value must already be valid. Returns their ids in order.
+    /// Creates many records in one transaction (CSV import, benchmarks); all
+    /// rows are validated first and nothing is written if one is bad.
+    /// Returns their ids in order.
+    @discardableResult
     public func createMany(
-        form: FormDefinition, commune: String, rows: [[String: Value]], validate: Bool = true
+        form: FormDefinition, commune: String, rows: [[String: Value]], ids: [RecordID]? = nil, validate: Bool = true
     ) throws -> [RecordID] {
+        let rows = rows.map { $0.mapValues(Self.normalized) }
         if validate {
             for (i, values) in rows.enumerated() {
+                let at = rows.count > 1 ? "row \(i + 1): " : ""
                 let missing = form.missingRequired(in: values)
-                if !missing.isEmpty { throw FormError("row \(i + 1): required field(s) missing: \(missing.joined(separator: ", "))") }
+                if !missing.isEmpty { throw FormError("\(at)required field(s) missing: \(missing.joined(separator: ", "))") }
                 for (f, v) in values.sorted(by: { $0.key < $1.key }) {
-                    if let why = form.violation(field: f, value: v) { throw FormError("row \(i + 1): \(why)") }
+                    if let why = form.violation(field: f, value: v) { throw FormError(at + why) }
                 }
             }
         }
         return try pool.write { db in
             var c = try clock(db)
             var rng = SystemRandomNumberGenerator()
-            var ids: [RecordID] = []
-            ids.reserveCapacity(rows.count)
-            let rec = try db.cachedStatement(sql: "INSERT INTO records(id, form_id, form_version, commune) VALUES (?, ?, ?, ?)")
-            for values in rows {
+            var made: [RecordID] = []
+            made.reserveCapacity(rows.count)
+            let scope = RecordScope(formID: form.id, formVersion: form.version, commune: commune)
+            for (i, values) in rows.enumerated() {
                 let h = c.now()
-                let rid = RecordID.v7(millis: h.millis, using: &rng)
-                try rec.execute(arguments: [Columns.blob(rid), form.id, form.version, commune])
+                let rid = ids?[i] ?? RecordID.v7(millis: h.millis, using: &rng)
+                if try Self.load(rid, db) != nil { throw StoreError("record \(rid) already exists") }
+                var fields: [String: FieldWrite] = [:]
                 for (f, v) in values where !v.isNull {
-                    try Self.putLocal(FieldWrite(record: rid, field: f, id: WriteID(hlc: h, origin: origin), value: Self.normalized(v)), db)
+                    fields[f] = FieldWrite(record: rid, field: f, id: WriteID(hlc: h, origin: origin), value: v)
                 }
-                ids.append(rid)
+                try Self.store(rid, Stored(scope: scope, fields: fields), db)
+                try Self.storePending(rid, batch: 0, fields, db)
+                made.append(rid)
             }
             try save(c, db)
-            return ids
+            return made
         }
     }
 
     /// Writes new values for fields of an existing record.
     /// - Throws: ``StoreError`` if the record is unknown or deleted; ``FormError`` for a bad value.
     public func update(_ record: RecordID, values: [String: Value]) throws {
-        let values = values.mapValues(Self.normalized)
-        try pool.write { db in
-            let view = try Self.view(record, db)
-            guard let view else { throw StoreError("record \(record) does not exist here") }
-            if view.isDeleted { throw StoreError("record \(record) is deleted: undelete it first (ferry records undelete \(record))") }
-            let form = try Self.forms(db).first { $0.id == view.scope.formID && $0.version == view.scope.formVersion }
-            for (f, v) in values.sorted(by: { $0.key < $1.key }) {
-                if let form, let why = form.violation(field: f, value: v) { throw FormError(why) }
-            }
-            var c = try clock(db)
-            let h = c.now()
-            for (f, v) in values {
-                try writeLocal(record: record, field: f, value: v, id: WriteID(hlc: h, origin: origin), view: view, db)
-            }
-            try save(c, db)
-        }
+        try updateMany([(record, values)])
     }
 
     /// Several updates in one transaction (benchmarks, CSV import of edits).
+    /// Nothing is written if one of them is refused.
     public func updateMany(_ edits: [(RecordID, [String: Value])]) throws {
         try pool.write { db in
             var c = try clock(db)
+            var forms: [String: FormDefinition] = [:]
+            for f in try Self.forms(db) { forms["\(f.id)@\(f.version)"] = f }
             for (record, values) in edits {
-                guard let view = try Self.view(record, db) else { throw StoreError("record \(record) does not exist here") }
-                let h = c.now()
-                for (f, v) in values {
-                    try writeLocal(record: record, field: f, value: Self.normalized(v), id: WriteID(hlc: h, origin: origin), view: view, db)
+                guard let stored = try Self.load(record, db) else { throw StoreError("record \(record) does not exist here") }
+                if stored.fields[deletedField]?.value == .bool(true) {
+                    throw StoreError("record \(record) is deleted: undelete it first (ferry records undelete \(record))")
                 }
+                let values = values.mapValues(Self.normalized)
+                if let form = forms["\(stored.scope.formID)@\(stored.scope.formVersion)"] {
+                    for (f, v) in values.sorted(by: { $0.key < $1.key }) {
+                        if f == deletedField { throw FormError("use delete or undelete to change \(deletedField)") }
+                        if let why = form.violation(field: f, value: v) { throw FormError(why) }
+                    }
+                }
+                try writeLocal(record, stored, values, id: WriteID(hlc: c.now(), origin: origin), db)
             }
             try save(c, db)
         }
@@ -292,36 +324,31 @@ public final class AgentStore: Sendable {
         try pool.write { db in
             var c = try clock(db)
             for record in records {
-                guard let view = try Self.view(record, db) else { throw StoreError("record \(record) does not exist here") }
-                if view.isDeleted == deleted {
+                guard let stored = try Self.load(record, db) else { throw StoreError("record \(record) does not exist here") }
+                if (stored.fields[deletedField]?.value == .bool(true)) == deleted {
                     throw StoreError("record \(record) is already \(deleted ? "deleted" : "not deleted")")
                 }
-                let h = c.now()
-                try writeLocal(record: record, field: deletedField, value: .bool(deleted), id: WriteID(hlc: h, origin: origin), view: view, db)
+                try writeLocal(record, stored, [deletedField: .bool(deleted)], id: WriteID(hlc: c.now(), origin: origin), db)
             }
             try save(c, db)
         }
     }
 
-    private func writeLocal(record: RecordID, field: String, value: Value, id: WriteID, view: RecordView, _ db: Database) throws {
-        let pending = try Row.fetchOne(
-            db, sql: "SELECT * FROM outbox WHERE record = ? AND field = ? AND batch = 0",
-            arguments: [Columns.blob(record), field]
-        ).flatMap(FieldWrite.init(row:))
-        let covers = field == deletedField ? view.fields.filter { $0.key != deletedField }.map(\.value.id) : []
-        let w = WriteRules.local(
-            record: record, field: field, value: value, id: id, winner: view.fields[field], pending: pending,
-            deletedWinner: view.fields[deletedField], covers: covers)
-        try Self.putLocal(w, db)
-    }
-
-    static func putLocal(_ w: FieldWrite, _ db: Database) throws {
-        try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO fields(record, field, t, v, hlc, origin, prev, alive, covers) VALUES (?,?,?,?,?,?,?,?,?)"
-        ).execute(arguments: w.columnArguments)
-        try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO outbox(record, field, t, v, hlc, origin, prev, alive, covers, batch) VALUES (?,?,?,?,?,?,?,?,?,0)"
-        ).execute(arguments: w.columnArguments)
+    /// Applies local writes to a record's winners and its pending writes
+    /// (coalescing with what is already pending, WriteRules.local).
+    private func writeLocal(_ record: RecordID, _ stored: Stored, _ values: [String: Value], id: WriteID, _ db: Database) throws {
+        var stored = stored
+        var pending = try Self.pending(record, batch: 0, db)
+        let covers = stored.fields.filter { $0.key != deletedField }.map(\.value.id)
+        for (f, v) in values.sorted(by: { $0.key < $1.key }) {
+            let w = WriteRules.local(
+                record: record, field: f, value: v, id: id, winner: stored.fields[f], pending: pending[f],
+                deletedWinner: stored.fields[deletedField], covers: f == deletedField ? covers : [])
+            stored.fields[f] = w
+            pending[f] = w
+        }
+        try Self.store(record, stored, db)
+        try Self.storePending(record, batch: 0, pending, db)
     }
 
     static func normalized(_ v: Value) -> Value {
@@ -333,32 +360,16 @@ public final class AgentStore: Sendable {
 
     /// One record, or nil.
     public func record(_ id: RecordID) throws -> RecordView? {
-        try pool.read { db in try Self.view(id, db) }
-    }
-
-    static func view(_ id: RecordID, _ db: Database) throws -> RecordView? {
-        guard
-            let r = try Row.fetchOne(
-                db, sql: "SELECT form_id, form_version, commune FROM records WHERE id = ?", arguments: [Columns.blob(id)])
-        else { return nil }
-        let scope = RecordScope(formID: r["form_id"], formVersion: r["form_version"], commune: r["commune"])
-        var fields: [String: FieldWrite] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT * FROM fields WHERE record = ?", arguments: [Columns.blob(id)]) {
-            if let w = FieldWrite(row: row) { fields[w.field] = w }
-        }
-        return RecordView(id: id, scope: scope, fields: fields)
+        try pool.read { db in try Self.load(id, db).map { RecordView(id: id, scope: $0.scope, fields: $0.fields) } }
     }
 
     /// Records, newest first (UUIDv7 order), optionally including deleted ones.
     public func records(limit: Int = 50, includeDeleted: Bool = false) throws -> [RecordView] {
         try pool.read { db in
-            let ids = try Data.fetchAll(db, sql: "SELECT id FROM records ORDER BY id DESC").compactMap(Columns.record)
-            var out: [RecordView] = []
-            for id in ids {
-                guard out.count < limit else { break }
-                if let v = try Self.view(id, db), includeDeleted || !v.isDeleted { out.append(v) }
+            let sql = "SELECT id FROM records \(includeDeleted ? "" : "WHERE deleted = 0 ") ORDER BY id DESC LIMIT ?"
+            return try Data.fetchAll(db, sql: sql, arguments: [limit]).compactMap(Columns.record).compactMap { id in
+                try Self.load(id, db).map { RecordView(id: id, scope: $0.scope, fields: $0.fields) }
             }
-            return out
         }
     }
 
@@ -366,12 +377,11 @@ public final class AgentStore: Sendable {
     public func fullState() throws -> [RecordID: [String: Value]] {
         try pool.read { db in
             var out: [RecordID: [String: Value]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT record, field, t, v FROM fields") {
-                guard let r = Columns.record(row["record"]) else { continue }
-                out[r, default: [:]][row["field"]] = Columns.value(tag: row["t"], row["v"] as DatabaseValue)
-            }
-            for r in try Data.fetchAll(db, sql: "SELECT id FROM records").compactMap(Columns.record) where out[r] == nil {
-                out[r] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, state FROM records") {
+                guard let id = Columns.record(row["id"]) else { continue }
+                var fields: [String: Value] = [:]
+                for w in try RecordCodec.decode(row["state"], record: id) { fields[w.field] = w.value }
+                out[id] = fields
             }
             return out
         }
@@ -381,10 +391,9 @@ public final class AgentStore: Sendable {
     public func counts() throws -> ReplicaCounts {
         try pool.read { db in
             let records = try Int.fetchOne(db, sql: "SELECT count(*) FROM records") ?? 0
-            let deleted =
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM fields WHERE field = ? AND t = 1 AND v = 1", arguments: [deletedField]) ?? 0
-            let pending = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE batch = 0") ?? 0
-            let inflight = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE batch > 0") ?? 0
+            let deleted = try Int.fetchOne(db, sql: "SELECT count(*) FROM records WHERE deleted = 1") ?? 0
+            let pending = try Int.fetchOne(db, sql: "SELECT coalesce(sum(n), 0) FROM outbox WHERE batch = 0") ?? 0
+            let inflight = try Int.fetchOne(db, sql: "SELECT coalesce(sum(n), 0) FROM outbox WHERE batch > 0") ?? 0
             return ReplicaCounts(
                 records: records, deleted: deleted, pendingWrites: pending, inFlightWrites: inflight,
                 hubCursor: try Self.meta(db, "hub_cursor").flatMap(UInt64.init) ?? 0,
@@ -394,20 +403,20 @@ public final class AgentStore: Sendable {
 
     // MARK: sync: upload
 
-    /// The change set in flight, if one was frozen and not yet acknowledged.
-    public func inFlight() throws -> InFlight? {
-        try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM inflight ORDER BY seq_from LIMIT 1").map {
-                InFlight(
-                    seqFrom: UInt64($0["seq_from"] as Int64), seqTo: UInt64($0["seq_to"] as Int64),
-                    id: [UInt8]($0["id"] as Data), envelope: [UInt8]($0["envelope"] as Data), attempts: $0["attempts"])
-            }
-        }
+    static func inflight(_ row: Row) -> InFlight {
+        InFlight(
+            seqFrom: UInt64(row["seq_from"] as Int64), seqTo: UInt64(row["seq_to"] as Int64), id: [UInt8](row["id"] as Data),
+            envelope: [UInt8](row["envelope"] as Data), attempts: row["attempts"])
     }
 
-    /// Freezes up to `maxWrites` pending writes into the next change set and
-    /// stores the sealed bytes, so a retry re-sends exactly the same bytes.
-    /// Does nothing and returns the existing one when a change set is already in flight.
+    /// The change set in flight, if one was frozen and not yet acknowledged.
+    public func inFlight() throws -> InFlight? {
+        try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM inflight ORDER BY seq_from LIMIT 1").map(Self.inflight) }
+    }
+
+    /// Freezes pending writes (whole records, up to about `maxWrites`) into the
+    /// next change set and stores the sealed bytes, so a retry re-sends exactly
+    /// the same bytes. Returns the existing one when a change set is already in flight.
     /// - Parameter seal: seals the body into an envelope and returns (id, bytes).
     ///   It runs inside the store's transaction and must not call the store.
     public func freeze(
@@ -415,36 +424,32 @@ public final class AgentStore: Sendable {
     ) throws -> InFlight? {
         try pool.write { db in
             if let existing = try Row.fetchOne(db, sql: "SELECT * FROM inflight ORDER BY seq_from LIMIT 1") {
-                return InFlight(
-                    seqFrom: UInt64(existing["seq_from"] as Int64), seqTo: UInt64(existing["seq_to"] as Int64),
-                    id: [UInt8](existing["id"] as Data), envelope: [UInt8](existing["envelope"] as Data),
-                    attempts: existing["attempts"])
+                return Self.inflight(existing)
             }
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT * FROM outbox WHERE batch = 0 ORDER BY record, field LIMIT ?", arguments: [maxWrites])
-            guard !rows.isEmpty else { return nil }
-            let writes = rows.compactMap(FieldWrite.init(row:))
+            var writes: [FieldWrite] = []
             var scopes: [RecordID: RecordScope] = [:]
-            for r in Set(writes.map(\.record)) {
-                if let s = try Row.fetchOne(
-                    db, sql: "SELECT form_id, form_version, commune FROM records WHERE id = ?", arguments: [Columns.blob(r)])
-                {
-                    scopes[r] = RecordScope(formID: s["form_id"], formVersion: s["form_version"], commune: s["commune"])
-                }
+            var taken: [RecordID] = []
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT o.record, o.writes, r.form_id, r.form_version, r.commune FROM outbox o JOIN records r ON r.id = o.record WHERE o.batch = 0 ORDER BY o.record")
+            while let row = try rows.next() {
+                guard let id = Columns.record(row["record"]) else { continue }
+                let ws = try RecordCodec.decode(row["writes"], record: id)
+                if !writes.isEmpty && writes.count + ws.count > maxWrites { break }
+                writes += ws
+                scopes[id] = RecordScope(formID: row["form_id"], formVersion: row["form_version"], commune: row["commune"])
+                taken.append(id)
             }
+            guard !writes.isEmpty else { return nil }
             let last = try Self.meta(db, "last_seq").flatMap(UInt64.init) ?? 0
             let from = last + 1
             let to = last + UInt64(writes.count)
             var c = try clock(db)
             let context = FreezeContext(
-                seqFrom: from, seqTo: to, now: c.now(),
-                hubCursor: try Self.meta(db, "hub_cursor").flatMap(UInt64.init) ?? 0)
+                seqFrom: from, seqTo: to, now: c.now(), hubCursor: try Self.meta(db, "hub_cursor").flatMap(UInt64.init) ?? 0)
             try save(c, db)
             let sealed = try seal(ChangeSetBody(writes: writes, scopes: scopes), context)
-            let move = try db.cachedStatement(sql: "UPDATE outbox SET batch = ? WHERE record = ? AND field = ? AND batch = 0")
-            for w in writes {
-                try move.execute(arguments: [Int64(from), Columns.blob(w.record), w.field])
-            }
+            let move = try db.cachedStatement(sql: "UPDATE outbox SET batch = ? WHERE record = ? AND batch = 0")
+            for id in taken { try move.execute(arguments: [Int64(from), Columns.blob(id)]) }
             try db.execute(
                 sql: "INSERT INTO inflight(seq_from, seq_to, id, envelope, created_ms) VALUES (?, ?, ?, ?, ?)",
                 arguments: [Int64(from), Int64(to), Data(sealed.id), Data(sealed.envelope), Int64(wall.nowMillis())])
@@ -480,51 +485,56 @@ public final class AgentStore: Sendable {
         try pool.write { db in
             if let f = try Row.fetchOne(db, sql: "SELECT seq_from FROM inflight ORDER BY seq_from LIMIT 1") {
                 let from: Int64 = f["seq_from"]
-                for row in try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE batch = ?", arguments: [from]) {
-                    guard let w = FieldWrite(row: row) else { continue }
-                    try db.execute(
-                        sql: "DELETE FROM outbox WHERE record = ? AND field = ? AND batch = ?",
-                        arguments: [Columns.blob(w.record), w.field, from])
-                    // A newer local edit of the same field already supersedes it.
-                    let newer = try Int.fetchOne(
-                        db, sql: "SELECT count(*) FROM outbox WHERE record = ? AND field = ? AND batch = 0",
-                        arguments: [Columns.blob(w.record), w.field]) ?? 0
-                    if newer == 0 {
-                        try db.cachedStatement(
-                            sql: "INSERT INTO outbox(record, field, t, v, hlc, origin, prev, alive, covers, batch) VALUES (?,?,?,?,?,?,?,?,?,0)"
-                        ).execute(arguments: w.columnArguments)
-                    }
+                for d in try Data.fetchAll(db, sql: "SELECT record FROM outbox WHERE batch = ?", arguments: [from]) {
+                    guard let id = Columns.record(d) else { continue }
+                    var merged = try Self.pending(id, batch: from, db)
+                    // A newer local edit of a field supersedes the frozen one.
+                    for (f, w) in try Self.pending(id, batch: 0, db) { merged[f] = w }
+                    try Self.storePending(id, batch: from, [:], db)
+                    try Self.storePending(id, batch: 0, merged, db)
                 }
                 try db.execute(sql: "DELETE FROM inflight WHERE seq_from = ?", arguments: [from])
                 try Self.setMeta(db, "last_seq", String(from - 1))
             }
             guard restamp else { return }
-            let seen = try Int64.fetchOne(
-                db,
-                sql: """
-                    SELECT max(hlc) FROM fields f WHERE NOT EXISTS
-                      (SELECT 1 FROM outbox o WHERE o.record = f.record AND o.field = f.field)
-                    """) ?? 0
-            let queued = try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE batch = 0 ORDER BY hlc").compactMap(FieldWrite.init(row:))
-            let queuedIDs = Set(queued.map(\.id))
-            // Every write a queued write names must stay older than it.
-            var floor = Columns.hlc(seen)
-            for w in queued {
+            var queued: [RecordID: [String: FieldWrite]] = [:]
+            for d in try Data.fetchAll(db, sql: "SELECT record FROM outbox WHERE batch = 0") {
+                guard let id = Columns.record(d) else { continue }
+                queued[id] = try Self.pending(id, batch: 0, db)
+            }
+            let all = queued.values.flatMap(\.values)
+            let queuedIDs = Set(all.map(\.id))
+            // Every write a queued write names, and every winner others have
+            // seen, must stay older than the new stamps.
+            var floor = HLC.zero
+            for w in all {
                 for r in w.prev + w.covers + (w.alive.map { [$0] } ?? []) where !queuedIDs.contains(r) && r.hlc > floor {
                     floor = r.hlc
                 }
             }
+            for row in try Row.fetchAll(db, sql: "SELECT id, state FROM records") {
+                guard let id = Columns.record(row["id"]) else { continue }
+                for w in try RecordCodec.decode(row["state"], record: id) where !queuedIDs.contains(w.id) && w.id.hlc > floor {
+                    floor = w.id.hlc
+                }
+            }
             var c = HybridLogicalClock(
                 wall: wall, last: floor, offsetMillis: try Self.meta(db, "clock_offset_ms").flatMap(Int64.init) ?? 0)
-            for var w in queued {
-                let old = w.id
-                w.id = WriteID(hlc: c.now(), origin: origin)
-                try db.execute(
-                    sql: "UPDATE outbox SET hlc = ? WHERE record = ? AND field = ? AND batch = 0",
-                    arguments: [Columns.int64(w.id.hlc), Columns.blob(w.record), w.field])
-                try db.execute(
-                    sql: "UPDATE fields SET hlc = ? WHERE record = ? AND field = ? AND hlc = ? AND origin = ?",
-                    arguments: [Columns.int64(w.id.hlc), Columns.blob(w.record), w.field, Columns.int64(old.hlc), origin.rawValue])
+            for (id, pending) in queued.sorted(by: { $0.key < $1.key }) {
+                guard var stored = try Self.load(id, db) else { continue }
+                var fresh: [String: FieldWrite] = [:]
+                let stamp = WriteID(hlc: c.now(), origin: origin)
+                for (f, var w) in pending {
+                    if stored.fields[f]?.id == w.id {
+                        w.id = stamp
+                        stored.fields[f] = w
+                    } else {
+                        w.id = stamp
+                    }
+                    fresh[f] = w
+                }
+                try Self.store(id, stored, db)
+                try Self.storePending(id, batch: 0, fresh, db)
             }
             try save(c, db)
         }
@@ -542,23 +552,28 @@ public final class AgentStore: Sendable {
             var c = try clock(db)
             var maxSeen = c.last
             try Self.putCatalog(body.catalog, db)
-            let insertRecord = try db.cachedStatement(
-                sql: "INSERT OR IGNORE INTO records(id, form_id, form_version, commune) VALUES (?, ?, ?, ?)")
-            for (rid, s) in body.scopes {
-                try insertRecord.execute(arguments: [Columns.blob(rid), s.formID, s.formVersion, s.commune])
-            }
-            let current = try db.cachedStatement(sql: "SELECT hlc, origin FROM fields WHERE record = ? AND field = ?")
-            let put = try db.cachedStatement(
-                sql: "INSERT OR REPLACE INTO fields(record, field, t, v, hlc, origin, prev, alive, covers) VALUES (?,?,?,?,?,?,?,?,?)")
+            var byRecord: [RecordID: [FieldWrite]] = [:]
+            for w in body.writes { byRecord[w.record, default: []].append(w) }
             var changed = 0
-            for w in body.writes {
-                if w.id.hlc > maxSeen { maxSeen = w.id.hlc }
-                if let row = try Row.fetchOne(current, arguments: [Columns.blob(w.record), w.field]) {
-                    let have = WriteID(hlc: Columns.hlc(row[0]), origin: OriginID(row[1]))
-                    if w.id <= have { continue }
+            for (id, writes) in byRecord.sorted(by: { $0.key < $1.key }) {
+                var stored: Stored
+                if let s = try Self.load(id, db) {
+                    stored = s
+                } else {
+                    guard let scope = body.scopes[id] else { continue }
+                    stored = Stored(scope: scope, fields: [:])
                 }
-                try put.execute(arguments: w.columnArguments)
-                changed += 1
+                var dirty = false
+                for w in writes {
+                    if w.id.hlc > maxSeen { maxSeen = w.id.hlc }
+                    var reg = WinnerRegister(winner: stored.fields[w.field])
+                    if reg.apply(w) {
+                        stored.fields[w.field] = w
+                        dirty = true
+                        changed += 1
+                    }
+                }
+                if dirty { try Self.store(id, stored, db) }
             }
             // Observe without the future bound: the hub already enforced it, and
             // refusing here would wedge the replica.
