@@ -286,6 +286,25 @@ public final class SQLiteHubStore: Sendable {
                     reason = "form \(scope.formID) v\(scope.formVersion) is not published at this hub"
                 }
                 if let reason {
+                    // Kept with its reason, never merged. So that the author's
+                    // replica (which shows the refused value) converges, the hub
+                    // re-asserts the field's accepted value in a write that
+                    // supersedes both the refused write and the current leaves.
+                    let leaves = LeafRegister(
+                        leaves: try Row.fetchAll(
+                            db, sql: "SELECT * FROM leaves WHERE record = ? AND field = ?", arguments: [Columns.blob(w.record), w.field]
+                        ).compactMap(FieldWrite.init(row:)))
+                    let deleted = LeafRegister(
+                        leaves: try Row.fetchAll(
+                            db, sql: "SELECT * FROM leaves WHERE record = ? AND field = ?",
+                            arguments: [Columns.blob(w.record), deletedField]
+                        ).compactMap(FieldWrite.init(row:)))
+                    let fix = FieldWrite(
+                        record: w.record, field: w.field, id: WriteID(hlc: c.now(), origin: .hub),
+                        prev: leaves.leaves.map(\.id) + [w.id], value: leaves.winner?.value ?? .null,
+                        alive: w.field == deletedField ? nil : deleted.winner?.id,
+                        covers: w.field == deletedField ? w.covers : [])
+                    if try merge(fix, scope: scope, changeSet: nil, db) { touched.insert(w.record) }
                     try db.execute(
                         sql: """
                             INSERT INTO quarantine(changeset, origin, record, field, t, v, hlc, reason, created_ms)

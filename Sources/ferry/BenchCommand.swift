@@ -20,6 +20,7 @@ struct BenchMerge: AsyncParsableCommand {
     @Option(help: "A TSV made by w4_merge.py --dump (default: generate one).") var workload: String?
     @Option(help: "The W4 generator script.") var script: String?
     @Option(help: "Scratch directory for the SQLite files.") var workdir: String?
+    @Option(help: "Write the raw change-set bodies (init, delta_ab, delta_ba) to this directory.") var dumpBodies: String?
 
     func run() async throws {
         let rssBase = Self.rssKB()
@@ -53,7 +54,7 @@ struct BenchMerge: AsyncParsableCommand {
         // 2. A's initial state as it goes on the wire.
         let keys = try BenchKeys()
         t = Date()
-        let (initEnv, initSizes) = try Self.export(a, keys: keys, from: "A")
+        let (initEnv, initSizes) = try Self.export(a, keys: keys, from: "A", dump: dumpBodies.map { $0 + "/init.bin" })
         out["export_init_s"] = Date().timeIntervalSince(t)
         out["init"] = initSizes
 
@@ -73,8 +74,8 @@ struct BenchMerge: AsyncParsableCommand {
         out["edit_A_s"] = Date().timeIntervalSince(t)
 
         // 5. Deltas both ways.
-        let (ab, abSizes) = try Self.export(a, keys: keys, from: "A")
-        let (ba, baSizes) = try Self.export(b, keys: keys, from: "B")
+        let (ab, abSizes) = try Self.export(a, keys: keys, from: "A", dump: dumpBodies.map { $0 + "/delta_ab.bin" })
+        let (ba, baSizes) = try Self.export(b, keys: keys, from: "B", dump: dumpBodies.map { $0 + "/delta_ba.bin" })
         out["delta_ab"] = abSizes
         out["delta_ba"] = baSizes
 
@@ -126,7 +127,7 @@ struct BenchMerge: AsyncParsableCommand {
     }
 
     /// Freezes everything pending into one change set; returns the envelope and sizes before encryption.
-    static func export(_ s: AgentStore, keys: BenchKeys, from: String) throws -> ([UInt8], [String: Int]) {
+    static func export(_ s: AgentStore, keys: BenchKeys, from: String, dump: String? = nil) throws -> ([UInt8], [String: Int]) {
         var sizes: [String: Int] = [:]
         var env: [UInt8] = []
         let signer = from == "A" ? keys.a : keys.b
@@ -139,6 +140,7 @@ struct BenchMerge: AsyncParsableCommand {
                 let sealed = try Envelope.seal(header: h, body: body, signer: signer, key: tx)
                 sizes = ["raw": sealed.bodyBytes.count, "zstd": sealed.compressedBody.count,
                     "zlib": Compressor.compress(sealed.bodyBytes, .zlib).count]
+                if let dump { FileManager.default.createFile(atPath: dump, contents: Data(sealed.bodyBytes)) }
                 return (sealed.header.id, sealed.envelope)
             })
         else { return ([], ["raw": 0, "zstd": 0, "zlib": 0]) }
