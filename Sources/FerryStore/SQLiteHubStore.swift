@@ -53,6 +53,7 @@ public final class SQLiteHubStore: Sendable {
                         created_ms INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'open');
                     CREATE TABLE conflicts(record BLOB NOT NULL, field TEXT NOT NULL, kind TEXT NOT NULL, commune TEXT NOT NULL,
                         detected_ms INTEGER NOT NULL, PRIMARY KEY(record, field, kind)) WITHOUT ROWID;
+                    INSERT INTO meta(key, value) VALUES ('stream_seq', '0');
                     """)
         }
         return m
@@ -77,10 +78,12 @@ public final class SQLiteHubStore: Sendable {
         try AgentStore.setMeta(db, "hlc_last", String(c.last.raw))
     }
 
+    /// The next hub-stream position, in one statement (it runs once per merged write).
     func nextSeq(_ db: Database) throws -> UInt64 {
-        let s = (try AgentStore.meta(db, "stream_seq").flatMap(UInt64.init) ?? 0) + 1
-        try AgentStore.setMeta(db, "stream_seq", String(s))
-        return s
+        let v = try Int64.fetchOne(
+            try db.cachedStatement(
+                sql: "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'stream_seq' RETURNING CAST(value AS INTEGER)"))
+        return UInt64(v ?? 0)
     }
 
     /// The hub-stream position: the seq of the latest change.
