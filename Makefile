@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PROTOC_GEN_SWIFT ?= .build-protoc/release/protoc-gen-swift
 
-.PHONY: all build release test demo bench proto deps clean
+.PHONY: all build release test demo bench proto deps clean lint format
 
 all: build
 
@@ -32,6 +32,14 @@ proto:
 	@test -x $(PROTOC_GEN_SWIFT) || (cd .build/checkouts/swift-protobuf && $(SWIFT) build -c release --product protoc-gen-swift --scratch-path $(CURDIR)/.build-protoc)
 	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_opt=Visibility=Public \
 		--swift_out=Sources/FerryProtocol/Generated -I protocol protocol/ferry.proto
+
+# Style (STYLE.md): swift-format with .swift-format, 120 columns; generated code excluded.
+SWIFT_FILES = $(shell git ls-files '*.swift' | grep -v '/Generated/')
+lint:
+	swift-format lint --strict $(SWIFT_FILES)
+
+format:
+	swift-format format -i $(SWIFT_FILES)
 
 clean:
 	rm -rf .build

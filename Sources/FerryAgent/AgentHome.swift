@@ -45,7 +45,8 @@ public struct AgentHome: Sendable {
 
     public func config() throws -> AgentConfig {
         guard let data = FileManager.default.contents(atPath: configPath) else {
-            throw AgentError("no agent is enrolled in \(directory): run `ferry agent enroll HUB_URL TOKEN --dir \(directory)`")
+            throw AgentError(
+                "no agent is enrolled in \(directory): run `ferry agent enroll HUB_URL TOKEN --dir \(directory)`")
         }
         do {
             return try JSONDecoder().decode(AgentConfig.self, from: data)

@@ -61,15 +61,19 @@ public final class HubClient: Sendable {
         let buf = try await resp.body.collect(upTo: maxBytes)
         let bytes = Array(buffer: buf)
         var a = HubAnswer(
-            status: Int(resp.status.code), body: bytes, hubTimeMs: resp.headers.first(name: "X-Ferry-Time").flatMap(UInt64.init),
+            status: Int(resp.status.code), body: bytes,
+            hubTimeMs: resp.headers.first(name: "X-Ferry-Time").flatMap(UInt64.init),
             cursor: resp.headers.first(name: "X-Ferry-Cursor").flatMap(UInt64.init), error: nil, sentMs: sent,
             receivedMs: wall.nowMillis())
         if a.status >= 400 {
             struct E: Codable { var error: HubAnswer.ErrorDetail }
             let d = JSONDecoder()
             d.keyDecodingStrategy = .convertFromSnakeCase
-            a.error = (try? d.decode(E.self, from: Data(bytes)))?.error
-                ?? .init(code: "http_\(a.status)", message: String(decoding: bytes.prefix(300), as: UTF8.self), expectedSeq: nil)
+            a.error =
+                (try? d.decode(E.self, from: Data(bytes)))?.error
+                ?? .init(
+                    code: "http_\(a.status)", message: String(decoding: bytes.prefix(300), as: UTF8.self),
+                    expectedSeq: nil)
         }
         return a
     }

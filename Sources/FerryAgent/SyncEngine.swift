@@ -68,19 +68,26 @@ public final class SyncEngine: Sendable {
                 let answer: HubAnswer
                 do {
                     answer = try await client.send(
-                        .POST, "/v1/changesets", body: inflight.envelope, headers: ["Content-Type": "application/octet-stream"])
+                        .POST, "/v1/changesets", body: inflight.envelope,
+                        headers: ["Content-Type": "application/octet-stream"])
                 } catch {
                     budget.shrink()
-                    throw AgentError("cannot reach the hub at \(config.hubURL) (\(error)); the change set stays queued and is re-sent")
+                    throw AgentError(
+                        "cannot reach the hub at \(config.hubURL) (\(error)); the change set stays queued and is re-sent"
+                    )
                 }
                 if answer.status == 200 {
                     struct Ack: Codable { var status: String; var cursor: UInt64 }
                     // Only a well-formed acknowledgement that covers the change set
                     // releases its writes; anything else (a captive portal, a proxy
                     // page) leaves them queued for the next attempt.
-                    guard let ack = try? HubJSON.decoder.decode(Ack.self, from: Data(answer.body)), ack.cursor >= inflight.seqTo else {
+                    guard let ack = try? HubJSON.decoder.decode(Ack.self, from: Data(answer.body)),
+                        ack.cursor >= inflight.seqTo
+                    else {
                         budget.shrink()
-                        throw AgentError("the answer to change set \(inflight.seqFrom)...\(inflight.seqTo) was not a Ferry acknowledgement (is a proxy or login page in the way?); it stays queued")
+                        throw AgentError(
+                            "the answer to change set \(inflight.seqFrom)...\(inflight.seqTo) was not a Ferry acknowledgement (is a proxy or login page in the way?); it stays queued"
+                        )
                     }
                     try store.acknowledge(upTo: inflight.seqTo)
                     if ack.status == "duplicate" { report.duplicates += 1 }
@@ -153,12 +160,15 @@ public final class SyncEngine: Sendable {
                 return
             }
             throw AgentError(
-                "the hub expects sequence \(a.error?.expectedSeq ?? 0) but this agent is at \(inflight.seqFrom): the hub's store may have been restored from an old backup; ask the operator (\(message))")
+                "the hub expects sequence \(a.error?.expectedSeq ?? 0) but this agent is at \(inflight.seqFrom): the hub's store may have been restored from an old backup; ask the operator (\(message))"
+            )
         case "future_timestamp", "clock_skew":
             // This PC's clock ran ahead: learn the hub's time from a signed
             // download, then re-stamp the queued writes with the corrected clock.
             guard restamped == 0 else {
-                throw AgentError("the hub still refuses this agent's timestamps after correcting them: \(message). Set the PC's date and time")
+                throw AgentError(
+                    "the hub still refuses this agent's timestamps after correcting them: \(message). Set the PC's date and time"
+                )
             }
             restamped += 1
             _ = try? await pullOnce()
@@ -181,7 +191,8 @@ public final class SyncEngine: Sendable {
         let since = try store.counts().hubCursor
         let maxBytes = budget.bytes * 4
         let t = UInt64(Int64(wall.nowMillis()) + (Int64(try store.meta("clock_offset_ms") ?? "0") ?? 0))
-        let sig = identity.signing.sign(PullAuth.message(agent: config.agentID, since: since, maxBytes: maxBytes, timeMs: t))
+        let sig = identity.signing.sign(
+            PullAuth.message(agent: config.agentID, since: since, maxBytes: maxBytes, timeMs: t))
         let a: HubAnswer
         do {
             a = try await client.send(
@@ -192,14 +203,16 @@ public final class SyncEngine: Sendable {
             throw AgentError("cannot reach the hub at \(config.hubURL) to download (\(error)); will retry")
         }
         guard a.status == 200 else {
-            throw AgentError("the hub refused the download: \(a.error?.message ?? "HTTP \(a.status)") [\(a.error?.code ?? "")]")
+            throw AgentError(
+                "the hub refused the download: \(a.error?.message ?? "HTTP \(a.status)") [\(a.error?.code ?? "")]")
         }
         let opened: OpenedChangeSet
         do {
             opened = try Envelope.open(
                 a.body, recipientKeyID: identity.kx.publicKey.id, author: hubSign, key: keys.receive, normalize: false)
         } catch {
-            throw AgentError("the hub's answer failed verification (\(error)): it was altered in transit or the hub's keys changed")
+            throw AgentError(
+                "the hub's answer failed verification (\(error)): it was altered in transit or the hub's keys changed")
         }
         guard opened.header.origin == .hub, opened.header.seqFrom == since + 1 else {
             throw AgentError("the hub's answer starts at \(opened.header.seqFrom), expected \(since + 1); will retry")

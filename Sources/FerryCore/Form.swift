@@ -123,7 +123,9 @@ public struct FormDefinition: Sendable, Codable, Hashable {
             return .bool(b)
         }
         guard let spec = spec(field) else {
-            throw FormError("form \(id) v\(version) has no field '\(field)'; its fields are \(fields.map(\.name).joined(separator: ", "))")
+            throw FormError(
+                "form \(id) v\(version) has no field '\(field)'; its fields are \(fields.map(\.name).joined(separator: ", "))"
+            )
         }
         if text.isEmpty { return .null }
         switch spec.type {
@@ -132,13 +134,19 @@ public struct FormDefinition: Sendable, Codable, Hashable {
             guard let i = Int64(text) else { throw FormError("'\(field)' must be a whole number, got '\(text)'") }
             return .int(i)
         case .double:
-            guard let d = Double(text), d.isFinite else { throw FormError("'\(field)' must be a number, got '\(text)'") }
+            guard let d = Double(text), d.isFinite else {
+                throw FormError("'\(field)' must be a number, got '\(text)'")
+            }
             return .double(d)
         case .bool:
-            guard let b = Bool(text.lowercased()) else { throw FormError("'\(field)' must be true or false, got '\(text)'") }
+            guard let b = Bool(text.lowercased()) else {
+                throw FormError("'\(field)' must be true or false, got '\(text)'")
+            }
             return .bool(b)
         case .date:
-            guard let d = CivilDate(iso: text) else { throw FormError("'\(field)' must be a date YYYY-MM-DD, got '\(text)'") }
+            guard let d = CivilDate(iso: text) else {
+                throw FormError("'\(field)' must be a date YYYY-MM-DD, got '\(text)'")
+            }
             return .date(d.daysSinceEpoch)
         case .bytes:
             guard let b = Self.hex(text) else { throw FormError("'\(field)' must be hex bytes, got '\(text)'") }
@@ -147,8 +155,12 @@ public struct FormDefinition: Sendable, Codable, Hashable {
     }
 
     private static func bounds(_ field: String, _ x: Double, _ spec: FieldSpec) -> String? {
-        if let lo = spec.min, x < lo { return "'\(field)' must be at least \(Value.formatDouble(lo)), got \(Value.formatDouble(x))" }
-        if let hi = spec.max, x > hi { return "'\(field)' must be at most \(Value.formatDouble(hi)), got \(Value.formatDouble(x))" }
+        if let lo = spec.min, x < lo {
+            return "'\(field)' must be at least \(Value.formatDouble(lo)), got \(Value.formatDouble(x))"
+        }
+        if let hi = spec.max, x > hi {
+            return "'\(field)' must be at most \(Value.formatDouble(hi)), got \(Value.formatDouble(x))"
+        }
         return nil
     }
 
@@ -185,7 +197,9 @@ public struct CampaignDefinition: Sendable, Codable, Hashable {
     public var targets: [String: Int]
     public var status: String
 
-    public init(id: String, title: String, formID: String, starts: String, ends: String, targets: [String: Int], status: String) {
+    public init(
+        id: String, title: String, formID: String, starts: String, ends: String, targets: [String: Int], status: String
+    ) {
         self.id = id
         self.title = title
         self.formID = formID

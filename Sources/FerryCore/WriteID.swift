@@ -4,7 +4,9 @@ public struct OriginID: Sendable, Hashable, Comparable, CustomStringConvertible,
     public init(_ raw: String) { rawValue = raw }
     /// The provincial hub's own origin (operator writes).
     public static let hub = OriginID("hub")
-    public static func < (a: OriginID, b: OriginID) -> Bool { a.rawValue.utf8.lexicographicallyPrecedes(b.rawValue.utf8) }
+    public static func < (a: OriginID, b: OriginID) -> Bool {
+        a.rawValue.utf8.lexicographicallyPrecedes(b.rawValue.utf8)
+    }
     public var description: String { rawValue }
     public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
     public func encode(to encoder: any Encoder) throws {

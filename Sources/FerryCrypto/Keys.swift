@@ -10,7 +10,9 @@ public struct CryptoError: Error, Sendable, Equatable, CustomStringConvertible {
     }
     let code: Code
 
-    public static func badKeyLength(expected: Int, got: Int) -> CryptoError { .init(code: .badKeyLength(expected: expected, got: got)) }
+    public static func badKeyLength(expected: Int, got: Int) -> CryptoError {
+        .init(code: .badKeyLength(expected: expected, got: got))
+    }
     public static let authenticationFailed = CryptoError(code: .authenticationFailed)
     public static let badNonceLength = CryptoError(code: .badNonceLength)
     public static let keyExchangeFailed = CryptoError(code: .keyExchangeFailed)
@@ -182,7 +184,9 @@ public enum AEAD {
     public static var keyBytes: Int { Int(crypto_aead_xchacha20poly1305_ietf_keybytes()) }
 
     /// Encrypts `plaintext`, binding `associatedData`. Output: ciphertext ‖ tag.
-    public static func seal(_ plaintext: [UInt8], associatedData: [UInt8], nonce: [UInt8], key: SecretBytes) throws(CryptoError) -> [UInt8] {
+    public static func seal(_ plaintext: [UInt8], associatedData: [UInt8], nonce: [UInt8], key: SecretBytes)
+        throws(CryptoError) -> [UInt8]
+    {
         Sodium.ensure()
         guard nonce.count == nonceBytes else { throw .badNonceLength }
         guard key.count == keyBytes else { throw .badKeyLength(expected: keyBytes, got: key.count) }
@@ -198,7 +202,9 @@ public enum AEAD {
 
     /// Decrypts and authenticates.
     /// - Throws: ``CryptoError/authenticationFailed`` when anything was altered or the key is wrong.
-    public static func open(_ ciphertext: [UInt8], associatedData: [UInt8], nonce: [UInt8], key: SecretBytes) throws(CryptoError) -> [UInt8] {
+    public static func open(_ ciphertext: [UInt8], associatedData: [UInt8], nonce: [UInt8], key: SecretBytes)
+        throws(CryptoError) -> [UInt8]
+    {
         Sodium.ensure()
         guard nonce.count == nonceBytes else { throw .badNonceLength }
         guard key.count == keyBytes else { throw .badKeyLength(expected: keyBytes, got: key.count) }

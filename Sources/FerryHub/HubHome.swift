@@ -20,13 +20,15 @@ public struct HubHome: Sendable {
     /// communes, the land-record form and the land campaign.
     public func initialize() throws -> Identity {
         if isInitialized {
-            throw HubError(.conflict, "\(directory) already holds a hub: use it with `ferry hub serve --dir \(directory)`")
+            throw HubError(
+                .conflict, "\(directory) already holds a hub: use it with `ferry hub serve --dir \(directory)`")
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let identity = Identity()
         try identity.save(path: keyPath)
         let token = hex(randomBytes(24))
-        FileManager.default.createFile(atPath: tokenPath, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        FileManager.default.createFile(
+            atPath: tokenPath, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
         let store = try SQLiteHubStore(path: storePath)
         for c in Seed.communes {
             try store.publish(.commune, key: c.code, json: try JSONEncoder().encode(c).map { $0 })
@@ -51,7 +53,10 @@ public struct HubHome: Sendable {
     /// The URL the running hub wrote when it started.
     public func url() throws -> String {
         guard let d = FileManager.default.contents(atPath: urlPath) else {
-            throw HubError(.notFound, "no running hub found for \(directory) (\(urlPath) is missing): start it with `ferry hub serve --dir \(directory)`")
+            throw HubError(
+                .notFound,
+                "no running hub found for \(directory) (\(urlPath) is missing): start it with `ferry hub serve --dir \(directory)`"
+            )
         }
         return String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }

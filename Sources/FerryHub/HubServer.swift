@@ -10,7 +10,8 @@ import ServiceLifecycle
 public enum HubServer {
     /// Builds the application; `onRunning` receives the bound port (use port 0 in tests).
     public static func application(
-        service: HubService, host: String, port: Int, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+        service: HubService, host: String, port: Int, logger: Logger,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router()
         let maxBody = service.limits.maxEnvelopeBytes
@@ -27,7 +28,10 @@ public enum HubServer {
             do {
                 body = try await request.collectBody(upTo: maxBody)
             } catch {
-                return reply(.error(413, code: "oversized", "the change set is over \(maxBody) bytes: split it into smaller change sets"))
+                return reply(
+                    .error(
+                        413, code: "oversized",
+                        "the change set is over \(maxBody) bytes: split it into smaller change sets"))
             }
             let bytes = Array(buffer: body)
             // Ingest is blocking SQLite work: keep it off the event loop.
@@ -42,23 +46,33 @@ public enum HubServer {
             let sig = HTTPField.Name("X-Ferry-Signature").flatMap { h[$0] }
             let since = q["since"].flatMap { UInt64(String($0)) }
             let maxBytes = q["max_bytes"].flatMap { Int(String($0)) }
-            let r = await Task.detached { service.pull(agentID: agent, since: since, maxBytes: maxBytes, timeMs: time, signature: sig) }.value
+            let r = await Task.detached {
+                service.pull(agentID: agent, since: since, maxBytes: maxBytes, timeMs: time, signature: sig)
+            }.value
             return reply(r)
         }
         let ops = router.group("/v1/ops")
         for method in [HTTPRequest.Method.get, .post] {
             ops.on("**", method: method) { request, _ in
                 guard service.isOperator(request.headers[.authorization]) else {
-                    return reply(.error(401, code: "unauthorized", "operator endpoints need 'Authorization: Bearer <operator token>' (see operator.token in the hub directory)"))
+                    return reply(
+                        .error(
+                            401, code: "unauthorized",
+                            "operator endpoints need 'Authorization: Bearer <operator token>' (see operator.token in the hub directory)"
+                        ))
                 }
                 var request = request
                 let body = try await request.collectBody(upTo: 1 << 20)
-                let parts = request.uri.path.split(separator: "/").map(String.init).dropFirst(2).map { $0.removingPercentEncoding ?? $0 }
+                let parts = request.uri.path.split(separator: "/").map(String.init).dropFirst(2).map {
+                    $0.removingPercentEncoding ?? $0
+                }
                 var query: [String: String] = [:]
                 for (k, v) in request.uri.queryParameters { query[String(k)] = String(v) }
                 let bytes = Array(buffer: body)
                 let m = request.method.rawValue
-                let r = await Task.detached { service.operatorRequest(method: m, path: Array(parts), query: query, body: bytes) }.value
+                let r = await Task.detached {
+                    service.operatorRequest(method: m, path: Array(parts), query: query, body: bytes)
+                }.value
                 return reply(r)
             }
         }

@@ -27,7 +27,9 @@ public struct RecordWriteRequest: Codable, Sendable {
     /// Field values as text, parsed with the form's types.
     public var values: [String: String]
     public var resolve: Bool?
-    public init(form: String? = nil, version: Int? = nil, commune: String? = nil, values: [String: String], resolve: Bool? = nil) {
+    public init(
+        form: String? = nil, version: Int? = nil, commune: String? = nil, values: [String: String], resolve: Bool? = nil
+    ) {
         self.form = form
         self.version = version
         self.commune = commune
@@ -124,12 +126,16 @@ extension HubService {
                 let ttl = UInt64(max(1, min(req.ttlHours ?? 168, 24 * 90))) * 3_600_000
                 let secret = try store.issueToken(commune: req.commune, ttlMillis: ttl)
                 let token = EnrollmentToken(commune: req.commune, secret: secret, hubFingerprint: identity.fingerprint)
-                return .json(200, TokenResponse(token: token.description, commune: req.commune, expiresMs: store.nowMillis() + ttl))
+                return .json(
+                    200,
+                    TokenResponse(token: token.description, commune: req.commune, expiresMs: store.nowMillis() + ttl))
             case _ where route("GET", "conflicts") != nil:
                 return .json(200, try store.conflicts(limit: Int(query["limit"] ?? "") ?? 200))
             case _ where route("POST", "conflicts/resolve") != nil:
                 let req = try decode(ResolveRequest.self, body)
-                guard let rid = RecordID(req.record) else { throw HubError(.badRequest, "'\(req.record)' is not a record id") }
+                guard let rid = RecordID(req.record) else {
+                    throw HubError(.badRequest, "'\(req.record)' is not a record id")
+                }
                 let value = try req.value.map { try parse(record: rid, field: req.field, text: $0) }
                 try store.resolve(record: rid, field: req.field.nfc, value: value)
                 return .json(200, try recordJSON(rid))
@@ -148,11 +154,14 @@ extension HubService {
                 try store.publish(.campaign, key: c.id, json: try JSONEncoder().encode(c).map { $0 })
                 return .json(200, c)
             case _ where route("GET", "campaigns") != nil:
-                return .json(200, try store.campaigns().map { c in
-                    let rows = try store.progress(campaign: c)
-                    return CampaignJSON(campaign: c, progress: rows, done: rows.reduce(0) { $0 + min($1.records, $1.target) },
-                        target: rows.reduce(0) { $0 + $1.target })
-                })
+                return .json(
+                    200,
+                    try store.campaigns().map { c in
+                        let rows = try store.progress(campaign: c)
+                        return CampaignJSON(
+                            campaign: c, progress: rows, done: rows.reduce(0) { $0 + min($1.records, $1.target) },
+                            target: rows.reduce(0) { $0 + $1.target })
+                    })
             case _ where route("GET", "records") != nil:
                 let ids = try store.recordIDs(commune: query["commune"], limit: Int(query["limit"] ?? "") ?? 100)
                 return .json(200, try ids.map(recordJSON))
@@ -161,7 +170,10 @@ extension HubService {
                 guard let formID = req.form, let commune = req.commune else {
                     throw HubError(.badRequest, "a new record needs form and commune")
                 }
-                guard let form = try store.forms().filter({ $0.id == formID && (req.version == nil || $0.version == req.version) })
+                guard
+                    let form = try store.forms().filter({
+                        $0.id == formID && (req.version == nil || $0.version == req.version)
+                    })
                     .max(by: { $0.version < $1.version })
                 else { throw HubError(.notFound, "form \(formID) is not published") }
                 var values: [String: Value] = [:]
@@ -194,7 +206,8 @@ extension HubService {
                 for (r, fields) in w { out[r.description] = fields.mapValues { "\($0.typeName):\($0.display)" } }
                 return .json(200, out)
             default:
-                return .error(404, code: "not_found", "no operator endpoint \(method) /v1/ops/\(path.joined(separator: "/"))")
+                return .error(
+                    404, code: "not_found", "no operator endpoint \(method) /v1/ops/\(path.joined(separator: "/"))")
             }
         } catch let e as HubError {
             return .error(e.code == .notFound ? 404 : 400, code: e.code.rawValue, e.message)
@@ -214,8 +227,13 @@ extension HubService {
     }
 
     func parse(record: RecordID, field: String, text: String) throws -> Value {
-        guard let view = try store.record(record) else { throw HubError(.notFound, "record \(record) is not at this hub") }
-        guard let form = try store.forms().first(where: { $0.id == view.scope.formID && $0.version == view.scope.formVersion })
+        guard let view = try store.record(record) else {
+            throw HubError(.notFound, "record \(record) is not at this hub")
+        }
+        guard
+            let form = try store.forms().first(where: {
+                $0.id == view.scope.formID && $0.version == view.scope.formVersion
+            })
         else { throw HubError(.notFound, "form \(view.scope.formID) v\(view.scope.formVersion) is not published") }
         return try form.parse(field: field, text: text)
     }
@@ -239,10 +257,13 @@ extension HubService {
         let head = try store.streamSeq()
         let agents = try store.agents().map { a in
             AgentJSON(
-                id: a.id, commune: a.commune, communeName: names[a.commune] ?? a.commune, status: a.status, hostname: a.hostname,
-                lastSeenMs: a.lastSeenMs, lastSkewMs: a.lastSkewMs, appliedSeq: a.appliedSeq, ackedCursor: a.ackedCursor,
+                id: a.id, commune: a.commune, communeName: names[a.commune] ?? a.commune, status: a.status,
+                hostname: a.hostname,
+                lastSeenMs: a.lastSeenMs, lastSkewMs: a.lastSkewMs, appliedSeq: a.appliedSeq,
+                ackedCursor: a.ackedCursor,
                 lag: head > a.ackedCursor ? head - a.ackedCursor : 0, lastError: a.lastError)
         }
-        return HubStatusJSON(version: FerryVersion.string, timeMs: store.nowMillis(), totals: try store.totals(), agents: agents)
+        return HubStatusJSON(
+            version: FerryVersion.string, timeMs: store.nowMillis(), totals: try store.totals(), agents: agents)
     }
 }

@@ -14,12 +14,18 @@ public struct HubReply: Sendable {
     public var headers: [String: String] = [:]
 
     static func json(_ status: Int, _ value: some Encodable) -> HubReply {
-        HubReply(status: status, contentType: "application/json", body: (try? HubJSON.encoder.encode(value)).map { [UInt8]($0) } ?? [])
+        HubReply(
+            status: status, contentType: "application/json",
+            body: (try? HubJSON.encoder.encode(value)).map { [UInt8]($0) } ?? [])
     }
 
     /// A typed error (DESIGN §6): `{"error": {"code", "message", ...}}`.
-    static func error(_ status: Int, code: String, _ message: String, expectedSeq: UInt64? = nil, changeSet: String? = nil) -> HubReply {
-        json(status, ErrorBody(error: .init(code: code, message: message, expectedSeq: expectedSeq, changeSet: changeSet)))
+    static func error(
+        _ status: Int, code: String, _ message: String, expectedSeq: UInt64? = nil, changeSet: String? = nil
+    ) -> HubReply {
+        json(
+            status,
+            ErrorBody(error: .init(code: code, message: message, expectedSeq: expectedSeq, changeSet: changeSet)))
     }
 }
 
@@ -45,7 +51,10 @@ public final class HubService: Sendable {
     let logger: Logger
     let started = Date()
 
-    public init(store: SQLiteHubStore, identity: Identity, operatorToken: String, limits: EnvelopeLimits = .standard, logger: Logger) {
+    public init(
+        store: SQLiteHubStore, identity: Identity, operatorToken: String, limits: EnvelopeLimits = .standard,
+        logger: Logger
+    ) {
         self.store = store
         self.identity = identity
         self.operatorToken = operatorToken
@@ -60,10 +69,13 @@ public final class HubService: Sendable {
     /// POST /v1/enroll
     public func enroll(_ body: [UInt8]) -> HubReply {
         guard let req = try? HubJSON.decoder.decode(EnrollRequest.self, from: Data(body)) else {
-            return .error(400, code: "bad_request", "the enrollment request is not valid JSON with token, sign_public_key, kx_public_key, hostname")
+            return .error(
+                400, code: "bad_request",
+                "the enrollment request is not valid JSON with token, sign_public_key, kx_public_key, hostname")
         }
         guard let token = EnrollmentToken(req.token) else {
-            return .error(400, code: "bad_token", "the token is malformed: copy it exactly as `ferry hub token` printed it")
+            return .error(
+                400, code: "bad_token", "the token is malformed: copy it exactly as `ferry hub token` printed it")
         }
         guard token.hubFingerprint == identity.fingerprint else {
             return .error(400, code: "bad_token", "the token was issued by another hub (its key fingerprint differs)")
@@ -113,12 +125,16 @@ public final class HubService: Sendable {
                 throw ChangeSetError.unknownKey(hex(header.senderKeyID)).about(header)
             }
             guard agent.isActive else {
-                return .error(403, code: "revoked", "agent \(agent.id) was revoked: its change sets are refused; re-enroll with a new token", changeSet: header.idHex)
+                return .error(
+                    403, code: "revoked",
+                    "agent \(agent.id) was revoked: its change sets are refused; re-enroll with a new token",
+                    changeSet: header.idHex)
             }
             let signKey = try SigningPublicKey(bytes: agent.signPublicKey)
             let keys = try identity.kx.serverSessionKeys(client: try KXPublicKey(bytes: agent.kxPublicKey))
             let opened = try Envelope.open(
-                bytes, recipientKeyID: identity.kx.publicKey.id, author: signKey, key: keys.receive, limits: limits, normalize: true)
+                bytes, recipientKeyID: identity.kx.publicKey.id, author: signKey, key: keys.receive, limits: limits,
+                normalize: true)
             authenticated = true
             let result = try store.ingest(opened, from: agent.id)
             metrics.add("ferry_changesets_total", "status=\"\(result.status)\"")
@@ -129,7 +145,8 @@ public final class HubService: Sendable {
             logger.info(
                 "change set ingested",
                 metadata: [
-                    "ferry.changeset.id": "\(header.idHex)", "ferry.agent": "\(agent.id)", "ferry.status": "\(result.status)",
+                    "ferry.changeset.id": "\(header.idHex)", "ferry.agent": "\(agent.id)",
+                    "ferry.status": "\(result.status)",
                     "ferry.merged": "\(result.merged)", "ferry.quarantined": "\(result.quarantined)",
                 ])
             return .json(200, result)
@@ -147,7 +164,9 @@ public final class HubService: Sendable {
         switch error {
         case let e as ChangeSetError:
             metrics.add("ferry_changesets_refused_total", "code=\"\(e.code.rawValue)\"")
-            logger.warning("change set refused", metadata: ["ferry.code": "\(e.code.rawValue)", "ferry.changeset.id": "\(e.changeSetID ?? "-")"])
+            logger.warning(
+                "change set refused",
+                metadata: ["ferry.code": "\(e.code.rawValue)", "ferry.changeset.id": "\(e.changeSetID ?? "-")"])
             let status =
                 switch e.code {
                 case .oversized: 413
@@ -155,48 +174,63 @@ public final class HubService: Sendable {
                 case .unknownKey, .wrongKey, .tampered, .badSignature: 401
                 default: 400
                 }
-            return .error(status, code: e.code.rawValue, e.description, expectedSeq: e.expectedSeq, changeSet: e.changeSetID)
+            return .error(
+                status, code: e.code.rawValue, e.description, expectedSeq: e.expectedSeq, changeSet: e.changeSetID)
         case let e as HubError:
             metrics.add("ferry_changesets_refused_total", "code=\"\(e.code.rawValue)\"")
             return .error(e.code == .revoked || e.code == .scope ? 403 : 400, code: e.code.rawValue, e.message)
         default:
             logger.error("internal error", metadata: ["ferry.error": "\(error)"])
-            return .error(500, code: "internal", "the hub failed to process the request (\(error)); it was not applied, retry later")
+            return .error(
+                500, code: "internal",
+                "the hub failed to process the request (\(error)); it was not applied, retry later")
         }
     }
 
     /// GET /v1/changes?since=C&max_bytes=B with the signed pull headers.
-    public func pull(agentID: String?, since: UInt64?, maxBytes: Int?, timeMs: UInt64?, signature: String?) -> HubReply {
+    public func pull(agentID: String?, since: UInt64?, maxBytes: Int?, timeMs: UInt64?, signature: String?) -> HubReply
+    {
         var reply = pullInner(agentID: agentID, since: since, maxBytes: maxBytes, timeMs: timeMs, signature: signature)
         reply.headers.merge(timeHeader) { a, _ in a }
         return reply
     }
 
-    private func pullInner(agentID: String?, since: UInt64?, maxBytes: Int?, timeMs: UInt64?, signature: String?) -> HubReply {
+    private func pullInner(agentID: String?, since: UInt64?, maxBytes: Int?, timeMs: UInt64?, signature: String?)
+        -> HubReply
+    {
         guard let agentID, let since, let timeMs, let sig = signature.flatMap(unhex) else {
-            return .error(400, code: "bad_request", "a pull needs since, X-Ferry-Agent, X-Ferry-Time and X-Ferry-Signature")
+            return .error(
+                400, code: "bad_request", "a pull needs since, X-Ferry-Agent, X-Ferry-Time and X-Ferry-Signature")
         }
         let requested = maxBytes ?? 256 * 1024
         // The signature covers what the agent asked for; the hub then applies its own bounds.
         let maxBytes = min(max(requested, 4096), limits.maxEnvelopeBytes / 2)
         do {
             guard let agent = try store.agent(id: agentID) else {
-                return .error(401, code: "unknown_agent", "agent \(agentID) is not enrolled here: enroll it with a new token")
+                return .error(
+                    401, code: "unknown_agent", "agent \(agentID) is not enrolled here: enroll it with a new token")
             }
             guard agent.isActive else {
                 return .error(403, code: "revoked", "agent \(agentID) was revoked: re-enroll with a new token")
             }
             let key = try SigningPublicKey(bytes: agent.signPublicKey)
-            guard key.verify(signature: sig, of: PullAuth.message(agent: agentID, since: since, maxBytes: requested, timeMs: timeMs)) else {
-                return .error(401, code: "bad_signature", "the pull request's signature does not match agent \(agentID)'s key")
+            guard
+                key.verify(
+                    signature: sig,
+                    of: PullAuth.message(agent: agentID, since: since, maxBytes: requested, timeMs: timeMs))
+            else {
+                return .error(
+                    401, code: "bad_signature", "the pull request's signature does not match agent \(agentID)'s key")
             }
             let now = store.nowMillis()
             let skew = Int64(bitPattern: timeMs) - Int64(bitPattern: now)
             guard abs(skew) <= Int64(store.futureBoundMillis) else {
-                try? store.noteContact(agent: agentID, skewMs: skew, ackedCursor: nil, error: "clock skew \(skew / 1000) s")
+                try? store.noteContact(
+                    agent: agentID, skewMs: skew, ackedCursor: nil, error: "clock skew \(skew / 1000) s")
                 return .error(
                     400, code: "clock_skew",
-                    "the agent's clock is \(skew / 1000) s off the hub's (limit \(store.futureBoundMillis / 1000) s): the agent corrects this by itself from X-Ferry-Time; if it persists, set the PC's date and time")
+                    "the agent's clock is \(skew / 1000) s off the hub's (limit \(store.futureBoundMillis / 1000) s): the agent corrects this by itself from X-Ferry-Time; if it persists, set the PC's date and time"
+                )
             }
             let (body, seqTo, more) = try store.changes(for: agent, since: since, maxBytes: maxBytes)
             try store.noteContact(agent: agentID, skewMs: skew, ackedCursor: since, error: nil)
@@ -226,7 +260,8 @@ public final class HubService: Sendable {
     public func health() -> HubReply {
         struct Health: Codable { var status: String; var version: String; var timeMs: UInt64; var streamSeq: UInt64 }
         let seq = (try? store.streamSeq()) ?? 0
-        var r = HubReply.json(200, Health(status: "ok", version: FerryVersion.string, timeMs: store.nowMillis(), streamSeq: seq))
+        var r = HubReply.json(
+            200, Health(status: "ok", version: FerryVersion.string, timeMs: store.nowMillis(), streamSeq: seq))
         r.headers = timeHeader
         return r
     }
@@ -247,7 +282,9 @@ public final class HubService: Sendable {
         }
         lines.append("# TYPE ferry_hub_uptime_seconds gauge")
         lines.append("ferry_hub_uptime_seconds \(Int(Date().timeIntervalSince(started)))")
-        return HubReply(status: 200, contentType: "text/plain; version=0.0.4", body: Array((lines.joined(separator: "\n") + "\n").utf8))
+        return HubReply(
+            status: 200, contentType: "text/plain; version=0.0.4",
+            body: Array((lines.joined(separator: "\n") + "\n").utf8))
     }
 
     // MARK: operator

@@ -1,5 +1,5 @@
-import Foundation
 import FerryCore
+import Foundation
 import SwiftProtobuf
 
 /// Encodes and decodes ``ChangeSetBody`` in the columnar layout of SPEC §5.
@@ -118,7 +118,9 @@ public enum BodyCodec {
         guard m.recordIds.count % 16 == 0 else { throw .malformed("record_ids is not a multiple of 16 bytes") }
         let idBytes = [UInt8](m.recordIds)
         let recordCount = idBytes.count / 16
-        guard m.recordScope.count == recordCount else { throw .malformed("record_scope has \(m.recordScope.count) entries for \(recordCount) records") }
+        guard m.recordScope.count == recordCount else {
+            throw .malformed("record_scope has \(m.recordScope.count) entries for \(recordCount) records")
+        }
         var records: [RecordID] = []
         records.reserveCapacity(recordCount)
         var scopes: [RecordID: RecordScope] = [:]
@@ -129,7 +131,9 @@ public enum BodyCodec {
         for i in 0..<recordCount {
             guard let r = RecordID(bytes: idBytes[i * 16..<(i + 1) * 16]) else { throw .malformed("bad record id") }
             let si = Int(m.recordScope[i])
-            guard si < scopeTable.count else { throw .malformed("record \(r) names scope \(si) of \(scopeTable.count)") }
+            guard si < scopeTable.count else {
+                throw .malformed("record \(r) names scope \(si) of \(scopeTable.count)")
+            }
             records.append(r)
             scopes[r] = scopeTable[si]
         }
@@ -137,7 +141,9 @@ public enum BodyCodec {
         guard m.writeField.count == n, m.writeHlcDelta.count == n, m.writeOrigin.count == n, m.writeType.count == n,
             m.writePrevCount.count == n, m.writeRefFlags.count == n
         else { throw .malformed("the write columns have different lengths") }
-        guard m.refHlcDelta.count == m.refOrigin.count else { throw .malformed("the ref columns have different lengths") }
+        guard m.refHlcDelta.count == m.refOrigin.count else {
+            throw .malformed("the ref columns have different lengths")
+        }
 
         var writes: [FieldWrite] = []
         writes.reserveCapacity(n)
@@ -150,7 +156,9 @@ public enum BodyCodec {
         }
         for i in 0..<n {
             rec += Int64(m.writeRecordDelta[i])
-            guard rec >= 0, rec < Int64(records.count) else { throw .malformed("write \(i) names record \(rec) of \(records.count)") }
+            guard rec >= 0, rec < Int64(records.count) else {
+                throw .malformed("write \(i) names record \(rec) of \(records.count)")
+            }
             let fi = Int(m.writeField[i])
             guard fi < fields.count else { throw .malformed("write \(i) names field \(fi) of \(fields.count)") }
             hlc = hlc &+ UInt64(bitPattern: m.writeHlcDelta[i])
@@ -178,13 +186,17 @@ public enum BodyCodec {
                 guard strings < m.stringValues.count else { throw .malformed("string_values is too short") }
                 let s = m.stringValues[strings]
                 strings += 1
-                guard s.utf8.count <= Value.maxStringBytes else { throw .malformed("a string is over \(Value.maxStringBytes) bytes") }
+                guard s.utf8.count <= Value.maxStringBytes else {
+                    throw .malformed("a string is over \(Value.maxStringBytes) bytes")
+                }
                 value = .text(normalize ? s.nfc : s)
             case 7:
                 guard blobs < m.bytesValues.count else { throw .malformed("bytes_values is too short") }
                 let b = m.bytesValues[blobs]
                 blobs += 1
-                guard b.count <= Value.maxBytes else { throw .malformed("a bytes value is over \(Value.maxBytes) bytes") }
+                guard b.count <= Value.maxBytes else {
+                    throw .malformed("a bytes value is over \(Value.maxBytes) bytes")
+                }
                 value = .bytes([UInt8](b))
             default:
                 throw .malformed("write \(i) has unknown value type \(m.writeType[i])")
@@ -197,13 +209,16 @@ public enum BodyCodec {
             var list: [WriteID] = []
             list.reserveCapacity(total)
             for k in refs..<(refs + total) {
-                list.append(WriteID(hlc: HLC(raw: hlc &- UInt64(bitPattern: m.refHlcDelta[k])), origin: try origin(m.refOrigin[k])))
+                list.append(
+                    WriteID(
+                        hlc: HLC(raw: hlc &- UInt64(bitPattern: m.refHlcDelta[k])), origin: try origin(m.refOrigin[k])))
             }
             refs += total
             let alive = flags & 1 == 1 ? list[prevCount] : nil
             writes.append(
                 FieldWrite(
-                    record: records[Int(rec)], field: fields[fi], id: id, prev: Array(list[0..<prevCount]), value: value,
+                    record: records[Int(rec)], field: fields[fi], id: id, prev: Array(list[0..<prevCount]),
+                    value: value,
                     alive: alive, covers: Array(list[(prevCount + Int(flags & 1))...])))
         }
         guard ints == m.intValues.count, doubles == m.doubleValues.count, strings == m.stringValues.count,
@@ -211,7 +226,9 @@ public enum BodyCodec {
         else { throw .malformed("value or ref columns have entries no write uses") }
         var catalog: [CatalogItem] = []
         for c in m.catalog {
-            guard let kind = CatalogItem.Kind(rawValue: c.kind) else { throw .malformed("unknown catalog kind '\(c.kind)'") }
+            guard let kind = CatalogItem.Kind(rawValue: c.kind) else {
+                throw .malformed("unknown catalog kind '\(c.kind)'")
+            }
             catalog.append(CatalogItem(kind: kind, key: c.key, seq: c.seq, json: [UInt8](c.json)))
         }
         return ChangeSetBody(writes: writes, scopes: scopes, catalog: catalog)

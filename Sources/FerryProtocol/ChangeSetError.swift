@@ -44,15 +44,21 @@ public struct ChangeSetError: Error, Sendable, Equatable, CustomStringConvertibl
     }
     public static let badMagic = ChangeSetError(.badMagic, "this is not a Ferry change set (bad magic bytes)")
     public static func unsupportedVersion(_ v: UInt32) -> ChangeSetError {
-        .init(.unsupportedVersion, "protocol version \(v) is not supported (this side speaks \(protocolVersion)): upgrade the older side")
+        .init(
+            .unsupportedVersion,
+            "protocol version \(v) is not supported (this side speaks \(protocolVersion)): upgrade the older side")
     }
     public static func oversized(_ size: Int, limit: Int) -> ChangeSetError {
-        .init(.oversized, "the change set is \(size) bytes, over the limit of \(limit): split it into smaller change sets")
+        .init(
+            .oversized, "the change set is \(size) bytes, over the limit of \(limit): split it into smaller change sets"
+        )
     }
     public static let wrongKey = ChangeSetError(
         .wrongKey, "the change set was sealed for another key: the agent pinned a different hub key; re-enroll it")
     public static func unknownKey(_ id: String) -> ChangeSetError {
-        .init(.unknownKey, "the signing key \(id) is not registered here (unknown or revoked agent): enroll the agent again")
+        .init(
+            .unknownKey,
+            "the signing key \(id) is not registered here (unknown or revoked agent): enroll the agent again")
     }
     public static let tampered = ChangeSetError(
         .tampered, "the change set failed authentication: it was altered in transit or sealed under another key")
@@ -65,7 +71,9 @@ public struct ChangeSetError: Error, Sendable, Equatable, CustomStringConvertibl
         .init(.replayed, "change set \(id) was already received; nothing was applied twice")
     }
     public static func outOfSequence(expected: UInt64, from: UInt64, to: UInt64) -> ChangeSetError {
-        .init(.outOfSequence, "the change set covers \(from)...\(to) but \(expected) is expected next: resend from \(expected)",
+        .init(
+            .outOfSequence,
+            "the change set covers \(from)...\(to) but \(expected) is expected next: resend from \(expected)",
             expected: expected)
     }
     public static func futureTimestamp(_ e: ClockError) -> ChangeSetError {

@@ -26,7 +26,9 @@ public enum Compressor {
 
     /// Decompresses untrusted bytes that must expand to exactly `size` bytes.
     /// - Throws: ``ChangeSetError`` (malformed) when the data is corrupt or its size differs.
-    public static func decompress(_ bytes: [UInt8], _ algorithm: Compression, size: Int) throws(ChangeSetError) -> [UInt8] {
+    public static func decompress(_ bytes: [UInt8], _ algorithm: Compression, size: Int) throws(ChangeSetError)
+        -> [UInt8]
+    {
         switch algorithm {
         case .none:
             guard bytes.count == size else { throw .malformed("body is \(bytes.count) bytes, header says \(size)") }
@@ -36,13 +38,17 @@ public enum Compressor {
             let n = out.withUnsafeMutableBytes { o in
                 bytes.withUnsafeBytes { i in ZSTD_decompress(o.baseAddress, size, i.baseAddress, bytes.count) }
             }
-            guard ZSTD_isError(n) == 0, n == size else { throw .malformed("the zstd body is corrupt or not \(size) bytes") }
+            guard ZSTD_isError(n) == 0, n == size else {
+                throw .malformed("the zstd body is corrupt or not \(size) bytes")
+            }
             return Array(out.prefix(size))
         case .zlib:
             var out = [UInt8](repeating: 0, count: max(size, 1))
             var len = uLong(size)
             let rc = uncompress(&out, &len, bytes, uLong(bytes.count))
-            guard rc == Z_OK, Int(len) == size else { throw .malformed("the zlib body is corrupt or not \(size) bytes") }
+            guard rc == Z_OK, Int(len) == size else {
+                throw .malformed("the zlib body is corrupt or not \(size) bytes")
+            }
             return Array(out.prefix(size))
         }
     }

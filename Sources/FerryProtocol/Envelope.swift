@@ -85,7 +85,9 @@ public enum Envelope {
 
     /// Reads the clear-text header without authenticating anything, so the
     /// receiver can find the author's keys. Nothing in it may be trusted yet.
-    public static func peek(_ bytes: [UInt8], limits: EnvelopeLimits = .standard) throws(ChangeSetError) -> ChangeSetHeader {
+    public static func peek(_ bytes: [UInt8], limits: EnvelopeLimits = .standard) throws(ChangeSetError)
+        -> ChangeSetHeader
+    {
         try frame(bytes, limits: limits).header
     }
 
@@ -117,11 +119,14 @@ public enum Envelope {
             let signature = Array(plain[..<64])
             let compressed = Array(plain[64...])
             let headerBytes = Array(bytes[(f.headerEnd - f.headerLength)..<f.headerEnd])
-            guard author.verify(signature: signature, of: signedMessage(headerBytes: headerBytes, compressedBody: compressed))
+            guard
+                author.verify(
+                    signature: signature, of: signedMessage(headerBytes: headerBytes, compressedBody: compressed))
             else { throw ChangeSetError.badSignature }
             let raw = try Compressor.decompress(compressed, header.compression, size: Int(header.bodySize))
             let body = try BodyCodec.decode(raw, normalize: normalize)
-            return OpenedChangeSet(header: header, body: body, signedRecord: be32(UInt32(headerBytes.count)) + headerBytes + plain)
+            return OpenedChangeSet(
+                header: header, body: body, signedRecord: be32(UInt32(headerBytes.count)) + headerBytes + plain)
         } catch {
             throw error.about(header)
         }
@@ -146,7 +151,9 @@ public enum Envelope {
     }
 
     static func frame(_ bytes: [UInt8], limits: EnvelopeLimits) throws(ChangeSetError) -> Frame {
-        guard bytes.count <= limits.maxEnvelopeBytes else { throw .oversized(bytes.count, limit: limits.maxEnvelopeBytes) }
+        guard bytes.count <= limits.maxEnvelopeBytes else {
+            throw .oversized(bytes.count, limit: limits.maxEnvelopeBytes)
+        }
         guard bytes.count >= 9 else { throw .truncated("\(bytes.count) bytes, no header") }
         guard Array(bytes[0..<4]) == magic else { throw .badMagic }
         guard bytes[4] == envelopeVersion else { throw .unsupportedVersion(UInt32(bytes[4])) }
@@ -154,9 +161,13 @@ public enum Envelope {
         guard h <= limits.maxHeaderBytes else { throw .oversized(h, limit: limits.maxHeaderBytes) }
         let headerEnd = 9 + h
         let nonceEnd = headerEnd + AEAD.nonceBytes
-        guard bytes.count >= nonceEnd + AEAD.tagBytes else { throw .truncated("\(bytes.count) bytes, header says \(h)") }
+        guard bytes.count >= nonceEnd + AEAD.tagBytes else {
+            throw .truncated("\(bytes.count) bytes, header says \(h)")
+        }
         let header = try decodeHeader(Array(bytes[9..<headerEnd]))
-        guard header.protocolVersion == protocolVersion else { throw ChangeSetError.unsupportedVersion(header.protocolVersion).about(header) }
+        guard header.protocolVersion == protocolVersion else {
+            throw ChangeSetError.unsupportedVersion(header.protocolVersion).about(header)
+        }
         guard Int(header.bodySize) <= limits.maxBodyBytes else {
             throw ChangeSetError.oversized(Int(header.bodySize), limit: limits.maxBodyBytes).about(header)
         }
@@ -202,7 +213,10 @@ public enum Envelope {
     }
 
     static func be32(_ x: UInt32) -> [UInt8] {
-        [UInt8(x >> 24), UInt8(truncatingIfNeeded: x >> 16), UInt8(truncatingIfNeeded: x >> 8), UInt8(truncatingIfNeeded: x)]
+        [
+            UInt8(x >> 24), UInt8(truncatingIfNeeded: x >> 16), UInt8(truncatingIfNeeded: x >> 8),
+            UInt8(truncatingIfNeeded: x),
+        ]
     }
 
     static func read32(_ b: [UInt8], _ at: Int) -> UInt32 {

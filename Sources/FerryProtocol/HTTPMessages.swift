@@ -62,4 +62,3 @@ public struct EnrollResponse: Codable, Sendable {
         self.hubTimeMs = hubTimeMs
     }
 }
-

@@ -67,7 +67,8 @@ public struct EnrollmentToken: Sendable, Equatable, CustomStringConvertible {
 
     public init?(_ text: String) {
         let p = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").map(String.init)
-        guard p.count == 4, p[0] == "ferry1", !p[1].isEmpty, let s = unhex(p[2]), s.count == 16, let f = unhex(p[3]), f.count == 8
+        guard p.count == 4, p[0] == "ferry1", !p[1].isEmpty, let s = unhex(p[2]), s.count == 16, let f = unhex(p[3]),
+            f.count == 8
         else { return nil }
         self.init(commune: p[1], secret: s, hubFingerprint: f)
     }

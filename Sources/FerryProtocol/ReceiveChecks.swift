@@ -21,8 +21,10 @@ public enum ReceiveChecks {
             switch sequence.classify(from: h.seqFrom, to: h.seqTo) {
             case .apply: break
             case .duplicate: return .duplicate
-            case .gap(let e), .overlap(let e): throw ChangeSetError.outOfSequence(expected: e, from: h.seqFrom, to: h.seqTo)
-            case .malformed: throw ChangeSetError.malformed("sequence range \(h.seqFrom)...\(h.seqTo) is empty or starts at 0")
+            case .gap(let e), .overlap(let e):
+                throw ChangeSetError.outOfSequence(expected: e, from: h.seqFrom, to: h.seqTo)
+            case .malformed:
+                throw ChangeSetError.malformed("sequence range \(h.seqFrom)...\(h.seqTo) is empty or starts at 0")
             }
             do {
                 try clock.check(h.createdHLC)
@@ -34,7 +36,9 @@ public enum ReceiveChecks {
                 if w.violatesCausality { throw ChangeSetError.causality("\(w.id) on \(w.record).\(w.field)") }
                 if let a = w.alive, a.hlc >= w.id.hlc { throw ChangeSetError.causality("\(w.id) alive \(a)") }
                 if w.covers.contains(where: { $0.hlc >= w.id.hlc }) { throw ChangeSetError.causality("\(w.id) covers") }
-                guard cs.body.scopes[w.record] != nil else { throw ChangeSetError.malformed("record \(w.record) has no scope") }
+                guard cs.body.scopes[w.record] != nil else {
+                    throw ChangeSetError.malformed("record \(w.record) has no scope")
+                }
             }
             if authorWritesOnly {
                 if let w = cs.body.writes.first(where: { $0.id.origin != h.origin }) {
@@ -42,7 +46,9 @@ public enum ReceiveChecks {
                 }
                 let span = h.seqTo - h.seqFrom + 1
                 guard span == UInt64(cs.body.writes.count) else {
-                    throw ChangeSetError.malformed("the range \(h.seqFrom)...\(h.seqTo) covers \(span) writes but the body has \(cs.body.writes.count)")
+                    throw ChangeSetError.malformed(
+                        "the range \(h.seqFrom)...\(h.seqTo) covers \(span) writes but the body has \(cs.body.writes.count)"
+                    )
                 }
             }
             return .apply

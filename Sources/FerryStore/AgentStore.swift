@@ -170,8 +170,10 @@ public final class AgentStore: Sendable {
     /// Catalog entries of one kind, decoded.
     public func catalog<T: Decodable>(_ kind: CatalogItem.Kind, as: T.Type) throws -> [T] {
         try pool.read { db in
-            try Data.fetchAll(db, sql: "SELECT json FROM catalog WHERE kind = ? ORDER BY key", arguments: [kind.rawValue])
-                .compactMap { try? JSONDecoder().decode(T.self, from: $0) }
+            try Data.fetchAll(
+                db, sql: "SELECT json FROM catalog WHERE kind = ? ORDER BY key", arguments: [kind.rawValue]
+            )
+            .compactMap { try? JSONDecoder().decode(T.self, from: $0) }
         }
     }
 
@@ -196,13 +198,16 @@ public final class AgentStore: Sendable {
         else { return nil }
         var fields: [String: FieldWrite] = [:]
         for w in try RecordCodec.decode(r["state"], record: id) { fields[w.field] = w }
-        return Stored(scope: RecordScope(formID: r["form_id"], formVersion: r["form_version"], commune: r["commune"]), fields: fields)
+        return Stored(
+            scope: RecordScope(formID: r["form_id"], formVersion: r["form_version"], commune: r["commune"]),
+            fields: fields)
     }
 
     static func store(_ id: RecordID, _ s: Stored, _ db: Database) throws {
         let deleted = s.fields[deletedField]?.value == .bool(true)
         try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO records(id, form_id, form_version, commune, state, deleted) VALUES (?, ?, ?, ?, ?, ?)"
+            sql:
+                "INSERT OR REPLACE INTO records(id, form_id, form_version, commune, state, deleted) VALUES (?, ?, ?, ?, ?, ?)"
         ).execute(arguments: [
             Columns.blob(id), s.scope.formID, s.scope.formVersion, s.scope.commune,
             RecordCodec.encode(s.fields.values.sorted { $0.field < $1.field }), deleted ? 1 : 0,
@@ -222,11 +227,16 @@ public final class AgentStore: Sendable {
 
     static func storePending(_ id: RecordID, batch: Int64, _ writes: [String: FieldWrite], _ db: Database) throws {
         if writes.isEmpty {
-            try db.execute(sql: "DELETE FROM outbox WHERE record = ? AND batch = ?", arguments: [Columns.blob(id), batch])
+            try db.execute(
+                sql: "DELETE FROM outbox WHERE record = ? AND batch = ?", arguments: [Columns.blob(id), batch])
             return
         }
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO outbox(record, batch, writes, n) VALUES (?, ?, ?, ?)").execute(
-            arguments: [Columns.blob(id), batch, RecordCodec.encode(writes.values.sorted { $0.field < $1.field }), writes.count])
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO outbox(record, batch, writes, n) VALUES (?, ?, ?, ?)")
+            .execute(
+                arguments: [
+                    Columns.blob(id), batch, RecordCodec.encode(writes.values.sorted { $0.field < $1.field }),
+                    writes.count,
+                ])
     }
 
     // MARK: local writes
@@ -234,8 +244,11 @@ public final class AgentStore: Sendable {
     /// Creates a record of `form` in `commune` with `values`, validated against the form.
     /// - Throws: ``FormError`` naming the first bad or missing field; nothing is written.
     @discardableResult
-    public func create(form: FormDefinition, commune: String, values: [String: Value], id: RecordID? = nil) throws -> RecordID {
-        try createMany(form: form, commune: commune, rows: [values], ids: id.map { [$0] }).first ?? RecordID(high: 0, low: 0)
+    public func create(form: FormDefinition, commune: String, values: [String: Value], id: RecordID? = nil) throws
+        -> RecordID
+    {
+        try createMany(form: form, commune: commune, rows: [values], ids: id.map { [$0] }).first
+            ?? RecordID(high: 0, low: 0)
     }
 
     /// Creates many records in one transaction (CSV import, benchmarks); all
@@ -250,7 +263,9 @@ public final class AgentStore: Sendable {
             for (i, values) in rows.enumerated() {
                 let at = rows.count > 1 ? "row \(i + 1): " : ""
                 let missing = form.missingRequired(in: values)
-                if !missing.isEmpty { throw FormError("\(at)required field(s) missing: \(missing.joined(separator: ", "))") }
+                if !missing.isEmpty {
+                    throw FormError("\(at)required field(s) missing: \(missing.joined(separator: ", "))")
+                }
                 for (f, v) in values.sorted(by: { $0.key < $1.key }) {
                     if let why = form.violation(field: f, value: v) { throw FormError(at + why) }
                 }
@@ -293,9 +308,12 @@ public final class AgentStore: Sendable {
             var forms: [String: FormDefinition] = [:]
             for f in try Self.forms(db) { forms["\(f.id)@\(f.version)"] = f }
             for (record, values) in edits {
-                guard let stored = try Self.load(record, db) else { throw StoreError("record \(record) does not exist here") }
+                guard let stored = try Self.load(record, db) else {
+                    throw StoreError("record \(record) does not exist here")
+                }
                 if stored.fields[deletedField]?.value == .bool(true) {
-                    throw StoreError("record \(record) is deleted: undelete it first (ferry records undelete \(record))")
+                    throw StoreError(
+                        "record \(record) is deleted: undelete it first (ferry records undelete \(record))")
                 }
                 let values = values.mapValues(Self.normalized)
                 if let form = forms["\(stored.scope.formID)@\(stored.scope.formVersion)"] {
@@ -324,11 +342,14 @@ public final class AgentStore: Sendable {
         try pool.write { db in
             var c = try clock(db)
             for record in records {
-                guard let stored = try Self.load(record, db) else { throw StoreError("record \(record) does not exist here") }
+                guard let stored = try Self.load(record, db) else {
+                    throw StoreError("record \(record) does not exist here")
+                }
                 if (stored.fields[deletedField]?.value == .bool(true)) == deleted {
                     throw StoreError("record \(record) is already \(deleted ? "deleted" : "not deleted")")
                 }
-                try writeLocal(record, stored, [deletedField: .bool(deleted)], id: WriteID(hlc: c.now(), origin: origin), db)
+                try writeLocal(
+                    record, stored, [deletedField: .bool(deleted)], id: WriteID(hlc: c.now(), origin: origin), db)
             }
             try save(c, db)
         }
@@ -336,7 +357,9 @@ public final class AgentStore: Sendable {
 
     /// Applies local writes to a record's winners and its pending writes
     /// (coalescing with what is already pending, WriteRules.local).
-    private func writeLocal(_ record: RecordID, _ stored: Stored, _ values: [String: Value], id: WriteID, _ db: Database) throws {
+    private func writeLocal(
+        _ record: RecordID, _ stored: Stored, _ values: [String: Value], id: WriteID, _ db: Database
+    ) throws {
         var stored = stored
         var pending = try Self.pending(record, batch: 0, db)
         let covers = stored.fields.filter { $0.key != deletedField }.map(\.value.id)
@@ -405,13 +428,16 @@ public final class AgentStore: Sendable {
 
     static func inflight(_ row: Row) -> InFlight {
         InFlight(
-            seqFrom: UInt64(row["seq_from"] as Int64), seqTo: UInt64(row["seq_to"] as Int64), id: [UInt8](row["id"] as Data),
+            seqFrom: UInt64(row["seq_from"] as Int64), seqTo: UInt64(row["seq_to"] as Int64),
+            id: [UInt8](row["id"] as Data),
             envelope: [UInt8](row["envelope"] as Data), attempts: row["attempts"])
     }
 
     /// The change set in flight, if one was frozen and not yet acknowledged.
     public func inFlight() throws -> InFlight? {
-        try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM inflight ORDER BY seq_from LIMIT 1").map(Self.inflight) }
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM inflight ORDER BY seq_from LIMIT 1").map(Self.inflight)
+        }
     }
 
     /// Freezes pending writes (whole records, up to about `maxWrites`) into the
@@ -430,13 +456,17 @@ public final class AgentStore: Sendable {
             var scopes: [RecordID: RecordScope] = [:]
             var taken: [RecordID] = []
             let rows = try Row.fetchCursor(
-                db, sql: "SELECT o.record, o.writes, r.form_id, r.form_version, r.commune FROM outbox o JOIN records r ON r.id = o.record WHERE o.batch = 0 ORDER BY o.record")
+                db,
+                sql:
+                    "SELECT o.record, o.writes, r.form_id, r.form_version, r.commune FROM outbox o JOIN records r ON r.id = o.record WHERE o.batch = 0 ORDER BY o.record"
+            )
             while let row = try rows.next() {
                 guard let id = Columns.record(row["record"]) else { continue }
                 let ws = try RecordCodec.decode(row["writes"], record: id)
                 if !writes.isEmpty && writes.count + ws.count > maxWrites { break }
                 writes += ws
-                scopes[id] = RecordScope(formID: row["form_id"], formVersion: row["form_version"], commune: row["commune"])
+                scopes[id] = RecordScope(
+                    formID: row["form_id"], formVersion: row["form_version"], commune: row["commune"])
                 taken.append(id)
             }
             guard !writes.isEmpty else { return nil }
@@ -445,7 +475,8 @@ public final class AgentStore: Sendable {
             let to = last + UInt64(writes.count)
             var c = try clock(db)
             let context = FreezeContext(
-                seqFrom: from, seqTo: to, now: c.now(), hubCursor: try Self.meta(db, "hub_cursor").flatMap(UInt64.init) ?? 0)
+                seqFrom: from, seqTo: to, now: c.now(),
+                hubCursor: try Self.meta(db, "hub_cursor").flatMap(UInt64.init) ?? 0)
             try save(c, db)
             let sealed = try seal(ChangeSetBody(writes: writes, scopes: scopes), context)
             let move = try db.cachedStatement(sql: "UPDATE outbox SET batch = ? WHERE record = ? AND batch = 0")
@@ -461,7 +492,8 @@ public final class AgentStore: Sendable {
     /// Counts one more send attempt of the change set in flight.
     public func noteAttempt(seqFrom: UInt64) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE inflight SET attempts = attempts + 1 WHERE seq_from = ?", arguments: [Int64(seqFrom)])
+            try db.execute(
+                sql: "UPDATE inflight SET attempts = attempts + 1 WHERE seq_from = ?", arguments: [Int64(seqFrom)])
         }
     }
 
@@ -508,13 +540,15 @@ public final class AgentStore: Sendable {
             // seen, must stay older than the new stamps.
             var floor = HLC.zero
             for w in all {
-                for r in w.prev + w.covers + (w.alive.map { [$0] } ?? []) where !queuedIDs.contains(r) && r.hlc > floor {
+                for r in w.prev + w.covers + (w.alive.map { [$0] } ?? []) where !queuedIDs.contains(r) && r.hlc > floor
+                {
                     floor = r.hlc
                 }
             }
             for row in try Row.fetchAll(db, sql: "SELECT id, state FROM records") {
                 guard let id = Columns.record(row["id"]) else { continue }
-                for w in try RecordCodec.decode(row["state"], record: id) where !queuedIDs.contains(w.id) && w.id.hlc > floor {
+                for w in try RecordCodec.decode(row["state"], record: id)
+                where !queuedIDs.contains(w.id) && w.id.hlc > floor {
                     floor = w.id.hlc
                 }
             }

@@ -70,7 +70,8 @@ enum Columns {
             for k in 0..<8 { h = h << 8 | UInt64(b[i + k]) }
             let n = Int(b[i + 8])
             guard i + 9 + n <= b.count else { break }
-            out.append(WriteID(hlc: HLC(raw: h), origin: OriginID(String(decoding: b[(i + 9)..<(i + 9 + n)], as: UTF8.self))))
+            out.append(
+                WriteID(hlc: HLC(raw: h), origin: OriginID(String(decoding: b[(i + 9)..<(i + 9 + n)], as: UTF8.self))))
             i += 9 + n
         }
         return out

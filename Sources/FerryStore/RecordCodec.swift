@@ -107,7 +107,8 @@ enum RecordCodec {
                 let alive = try r.byte() == 1 ? try ref() : nil
                 var covers: [WriteID] = []
                 for _ in 0..<(try r.count()) { covers.append(try ref()) }
-                var w = FieldWrite(record: record, field: field, id: WriteID(hlc: HLC(raw: hlc), origin: o), value: value)
+                var w = FieldWrite(
+                    record: record, field: field, id: WriteID(hlc: HLC(raw: hlc), origin: o), value: value)
                 // Stored sorted already: skip FieldWrite.init's sort.
                 w.prev = prev
                 w.alive = alive

@@ -82,7 +82,9 @@ public final class SQLiteHubStore: Sendable {
     func nextSeq(_ db: Database) throws -> UInt64 {
         let v = try Int64.fetchOne(
             try db.cachedStatement(
-                sql: "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'stream_seq' RETURNING CAST(value AS INTEGER)"))
+                sql:
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'stream_seq' RETURNING CAST(value AS INTEGER)"
+            ))
         return UInt64(v ?? 0)
     }
 
@@ -107,7 +109,8 @@ public final class SQLiteHubStore: Sendable {
                 let a = try? JSONDecoder().decode(FormDefinition.self, from: old)
                 let b = try? JSONDecoder().decode(FormDefinition.self, from: Data(json))
                 if a == b { return }
-                throw HubError(.formImmutable, "form \(key) is already published with other content: publish it as a new version")
+                throw HubError(
+                    .formImmutable, "form \(key) is already published with other content: publish it as a new version")
             }
             let seq = try nextSeq(db)
             try db.execute(
@@ -119,7 +122,9 @@ public final class SQLiteHubStore: Sendable {
     /// Publishes a form version.
     public func publish(form: FormDefinition) throws {
         let problems = form.problems()
-        if !problems.isEmpty { throw HubError(.badRequest, "the form is not valid: " + problems.joined(separator: "; ")) }
+        if !problems.isEmpty {
+            throw HubError(.badRequest, "the form is not valid: " + problems.joined(separator: "; "))
+        }
         try publish(.form, key: "\(form.id)@\(form.version)", json: Self.json(form))
     }
 
@@ -131,8 +136,10 @@ public final class SQLiteHubStore: Sendable {
 
     public func catalog<T: Decodable>(_ kind: CatalogItem.Kind, as: T.Type) throws -> [T] {
         try pool.read { db in
-            try Data.fetchAll(db, sql: "SELECT json FROM catalog WHERE kind = ? ORDER BY key", arguments: [kind.rawValue])
-                .compactMap { try? JSONDecoder().decode(T.self, from: $0) }
+            try Data.fetchAll(
+                db, sql: "SELECT json FROM catalog WHERE kind = ? ORDER BY key", arguments: [kind.rawValue]
+            )
+            .compactMap { try? JSONDecoder().decode(T.self, from: $0) }
         }
     }
 
@@ -165,10 +172,16 @@ public final class SQLiteHubStore: Sendable {
         let now = wall.nowMillis()
         return try pool.write { db in
             guard
-                let t = try Row.fetchOne(db, sql: "SELECT * FROM tokens WHERE hash = ?", arguments: [Data(keyID(of: secret))])
-            else { throw HubError(.badToken, "this enrollment token is not known to this hub: ask the operator for a new one") }
+                let t = try Row.fetchOne(
+                    db, sql: "SELECT * FROM tokens WHERE hash = ?", arguments: [Data(keyID(of: secret))])
+            else {
+                throw HubError(
+                    .badToken, "this enrollment token is not known to this hub: ask the operator for a new one")
+            }
             if let used: String = t["used_by"] {
-                throw HubError(.badToken, "this enrollment token was already used (by agent \(used)): ask the operator for a new one")
+                throw HubError(
+                    .badToken,
+                    "this enrollment token was already used (by agent \(used)): ask the operator for a new one")
             }
             if UInt64(t["expires_ms"] as Int64) < now {
                 throw HubError(.badToken, "this enrollment token has expired: ask the operator for a new one")
@@ -176,7 +189,9 @@ public final class SQLiteHubStore: Sendable {
             guard (t["commune"] as String) == commune else {
                 throw HubError(.badToken, "this token is for another commune")
             }
-            if try Int.fetchOne(db, sql: "SELECT count(*) FROM agents WHERE sign_key_id = ?", arguments: [Data(signKey.id)]) ?? 0 > 0 {
+            if try Int.fetchOne(
+                db, sql: "SELECT count(*) FROM agents WHERE sign_key_id = ?", arguments: [Data(signKey.id)]) ?? 0 > 0
+            {
                 throw HubError(.badToken, "this signing key is already enrolled")
             }
             let id = "a-\(commune)-\(hex(randomBytes(4)))"
@@ -185,8 +200,11 @@ public final class SQLiteHubStore: Sendable {
                     INSERT INTO agents(id, commune, sign_pk, kx_pk, sign_key_id, status, hostname, enrolled_ms)
                     VALUES (?, ?, ?, ?, ?, 'active', ?, ?)
                     """,
-                arguments: [id, commune, Data(signKey.bytes), Data(kxKey.bytes), Data(signKey.id), hostname, Int64(now)])
-            try db.execute(sql: "UPDATE tokens SET used_by = ? WHERE hash = ?", arguments: [id, Data(keyID(of: secret))])
+                arguments: [
+                    id, commune, Data(signKey.bytes), Data(kxKey.bytes), Data(signKey.id), hostname, Int64(now),
+                ])
+            try db.execute(
+                sql: "UPDATE tokens SET used_by = ? WHERE hash = ?", arguments: [id, Data(keyID(of: secret))])
             guard let info = try Self.agent(db, id: id) else { throw HubError(.notFound, "agent vanished") }
             return info
         }
@@ -206,7 +224,9 @@ public final class SQLiteHubStore: Sendable {
 
     public func agents() throws -> [AgentInfo] {
         try pool.read { db in
-            try String.fetchAll(db, sql: "SELECT id FROM agents ORDER BY commune, id").compactMap { try Self.agent(db, id: $0) }
+            try String.fetchAll(db, sql: "SELECT id FROM agents ORDER BY commune, id").compactMap {
+                try Self.agent(db, id: $0)
+            }
         }
     }
 
@@ -215,7 +235,8 @@ public final class SQLiteHubStore: Sendable {
             AgentInfo(
                 id: r["id"], commune: r["commune"], signPublicKey: [UInt8](r["sign_pk"] as Data),
                 kxPublicKey: [UInt8](r["kx_pk"] as Data), status: r["status"], hostname: r["hostname"],
-                enrolledMs: UInt64(r["enrolled_ms"] as Int64), lastSeenMs: (r["last_seen_ms"] as Int64?).map(UInt64.init),
+                enrolledMs: UInt64(r["enrolled_ms"] as Int64),
+                lastSeenMs: (r["last_seen_ms"] as Int64?).map(UInt64.init),
                 lastSkewMs: r["last_skew_ms"], appliedSeq: UInt64(r["applied_seq"] as Int64),
                 ackedCursor: UInt64(r["acked_cursor"] as Int64), lastError: r["last_error"])
         }
@@ -244,9 +265,12 @@ public final class SQLiteHubStore: Sendable {
             guard let agent = try Self.agent(db, id: agentID) else {
                 throw HubError(.unknownAgent, "agent \(agentID) is not enrolled here")
             }
-            guard agent.isActive else { throw HubError(.revoked, "agent \(agentID) was revoked: its change sets are refused") }
+            guard agent.isActive else {
+                throw HubError(.revoked, "agent \(agentID) was revoked: its change sets are refused")
+            }
             let seen =
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM changesets WHERE id = ?", arguments: [Data(cs.header.id)]) ?? 0 > 0
+                try Int.fetchOne(
+                    db, sql: "SELECT count(*) FROM changesets WHERE id = ?", arguments: [Data(cs.header.id)]) ?? 0 > 0
             var c = try clock(db)
             if seen {
                 return IngestResult(
@@ -254,7 +278,8 @@ public final class SQLiteHubStore: Sendable {
                     conflictsOpen: try Self.openConflictCount(db))
             }
             let verdict = try ReceiveChecks.check(
-                cs, sequence: OriginSequence(applied: agent.appliedSeq), alreadySeen: false, clock: c, authorWritesOnly: true)
+                cs, sequence: OriginSequence(applied: agent.appliedSeq), alreadySeen: false, clock: c,
+                authorWritesOnly: true)
             if verdict == .duplicate {
                 return IngestResult(
                     status: "duplicate", cursor: agent.appliedSeq, merged: 0, quarantined: 0,
@@ -263,18 +288,25 @@ public final class SQLiteHubStore: Sendable {
             for (rid, scope) in cs.body.scopes {
                 guard scope.commune == agent.commune else {
                     throw HubError(
-                        .scope, "agent \(agent.id) of commune \(agent.commune) wrote record \(rid) of commune \(scope.commune): refused")
+                        .scope,
+                        "agent \(agent.id) of commune \(agent.commune) wrote record \(rid) of commune \(scope.commune): refused"
+                    )
                 }
                 if let have = try Row.fetchOne(
-                    db, sql: "SELECT form_id, form_version, commune FROM records WHERE id = ?", arguments: [Columns.blob(rid)])
+                    db, sql: "SELECT form_id, form_version, commune FROM records WHERE id = ?",
+                    arguments: [Columns.blob(rid)])
                 {
-                    let old = RecordScope(formID: have["form_id"], formVersion: have["form_version"], commune: have["commune"])
+                    let old = RecordScope(
+                        formID: have["form_id"], formVersion: have["form_version"], commune: have["commune"])
                     guard old == scope else {
-                        throw HubError(.scope, "record \(rid) already belongs to \(old.formID) v\(old.formVersion) in \(old.commune)")
+                        throw HubError(
+                            .scope,
+                            "record \(rid) already belongs to \(old.formID) v\(old.formVersion) in \(old.commune)")
                     }
                 }
             }
-            let forms = Dictionary(try Self.formsIn(db).map { ("\($0.id)@\($0.version)", $0) }, uniquingKeysWith: { a, _ in a })
+            let forms = Dictionary(
+                try Self.formsIn(db).map { ("\($0.id)@\($0.version)", $0) }, uniquingKeysWith: { a, _ in a })
             var merged = 0
             var quarantined = 0
             var touched = Set<RecordID>()
@@ -295,7 +327,8 @@ public final class SQLiteHubStore: Sendable {
                     // supersedes both the refused write and the current leaves.
                     let leaves = LeafRegister(
                         leaves: try Row.fetchAll(
-                            db, sql: "SELECT * FROM leaves WHERE record = ? AND field = ?", arguments: [Columns.blob(w.record), w.field]
+                            db, sql: "SELECT * FROM leaves WHERE record = ? AND field = ?",
+                            arguments: [Columns.blob(w.record), w.field]
                         ).compactMap(FieldWrite.init(row:)))
                     let deleted = LeafRegister(
                         leaves: try Row.fetchAll(
@@ -313,8 +346,11 @@ public final class SQLiteHubStore: Sendable {
                             INSERT INTO quarantine(changeset, origin, record, field, t, v, hlc, reason, created_ms)
                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                             """,
-                        arguments: [Data(cs.header.id), w.id.origin.rawValue, Columns.blob(w.record), w.field, Columns.tag(w.value),
-                            Columns.sqlValue(w.value), Columns.int64(w.id.hlc), reason, Int64(now)])
+                        arguments: [
+                            Data(cs.header.id), w.id.origin.rawValue, Columns.blob(w.record), w.field,
+                            Columns.tag(w.value),
+                            Columns.sqlValue(w.value), Columns.int64(w.id.hlc), reason, Int64(now),
+                        ])
                     quarantined += 1
                     continue
                 }
@@ -323,11 +359,15 @@ public final class SQLiteHubStore: Sendable {
             }
             for r in touched { try refreshRecord(r, db) }
             try db.execute(
-                sql: "INSERT INTO changesets(id, origin, seq_from, seq_to, received_ms, writes, signed) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [Data(cs.header.id), agent.id, Int64(cs.header.seqFrom), Int64(cs.header.seqTo), Int64(now),
-                    cs.body.writes.count, Data(cs.signedRecord)])
+                sql:
+                    "INSERT INTO changesets(id, origin, seq_from, seq_to, received_ms, writes, signed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [
+                    Data(cs.header.id), agent.id, Int64(cs.header.seqFrom), Int64(cs.header.seqTo), Int64(now),
+                    cs.body.writes.count, Data(cs.signedRecord),
+                ])
             try db.execute(
-                sql: "UPDATE agents SET applied_seq = ?, acked_cursor = max(acked_cursor, ?), last_seen_ms = ? WHERE id = ?",
+                sql:
+                    "UPDATE agents SET applied_seq = ?, acked_cursor = max(acked_cursor, ?), last_seen_ms = ? WHERE id = ?",
                 arguments: [Int64(cs.header.seqTo), Int64(cs.header.ack), Int64(now), agent.id])
             try save(c, db)
             return IngestResult(
@@ -340,7 +380,9 @@ public final class SQLiteHubStore: Sendable {
     func merge(_ w: FieldWrite, scope: RecordScope, changeSet: [UInt8]?, _ db: Database) throws -> Bool {
         try db.cachedStatement(
             sql: "INSERT OR IGNORE INTO records(id, form_id, form_version, commune, created_ms) VALUES (?, ?, ?, ?, ?)"
-        ).execute(arguments: [Columns.blob(w.record), scope.formID, scope.formVersion, scope.commune, Int64(wall.nowMillis())])
+        ).execute(arguments: [
+            Columns.blob(w.record), scope.formID, scope.formVersion, scope.commune, Int64(wall.nowMillis()),
+        ])
         let rows = try Row.fetchAll(
             try db.cachedStatement(sql: "SELECT * FROM leaves WHERE record = ? AND field = ?"),
             arguments: [Columns.blob(w.record), w.field])
@@ -348,7 +390,8 @@ public final class SQLiteHubStore: Sendable {
         let before = Set(reg.leaves.map(\.id))
         guard case .applied = reg.apply(w) else { return false }
         let after = Set(reg.leaves.map(\.id))
-        let del = try db.cachedStatement(sql: "DELETE FROM leaves WHERE record = ? AND field = ? AND hlc = ? AND origin = ?")
+        let del = try db.cachedStatement(
+            sql: "DELETE FROM leaves WHERE record = ? AND field = ? AND hlc = ? AND origin = ?")
         for gone in before.subtracting(after) {
             try del.execute(arguments: [Columns.blob(w.record), w.field, Columns.int64(gone.hlc), gone.origin.rawValue])
         }
@@ -356,7 +399,8 @@ public final class SQLiteHubStore: Sendable {
         var args = w.columnArguments
         args += [Int64(seq), scope.commune, changeSet.map { Data($0) }]
         try db.cachedStatement(
-            sql: "INSERT INTO leaves(record, field, t, v, hlc, origin, prev, alive, covers, seq, commune, changeset) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+            sql:
+                "INSERT INTO leaves(record, field, t, v, hlc, origin, prev, alive, covers, seq, commune, changeset) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
         ).execute(arguments: args)
         return true
     }
@@ -364,12 +408,14 @@ public final class SQLiteHubStore: Sendable {
     /// Recomputes a record's conflicts and deleted flag from its leaves.
     func refreshRecord(_ r: RecordID, _ db: Database) throws {
         guard let view = try Self.hubView(r, db) else { return }
-        try db.execute(sql: "UPDATE records SET deleted = ? WHERE id = ?", arguments: [view.isDeleted ? 1 : 0, Columns.blob(r)])
+        try db.execute(
+            sql: "UPDATE records SET deleted = ? WHERE id = ?", arguments: [view.isDeleted ? 1 : 0, Columns.blob(r)])
         try db.execute(sql: "DELETE FROM conflicts WHERE record = ?", arguments: [Columns.blob(r)])
         let now = Int64(wall.nowMillis())
         for c in ConflictRules.conflicts(record: r, registers: view.leaves) {
             try db.execute(
-                sql: "INSERT OR IGNORE INTO conflicts(record, field, kind, commune, detected_ms) VALUES (?, ?, ?, ?, ?)",
+                sql:
+                    "INSERT OR IGNORE INTO conflicts(record, field, kind, commune, detected_ms) VALUES (?, ?, ?, ?, ?)",
                 arguments: [Columns.blob(r), c.field, c.kind.rawValue, view.scope.commune, now])
         }
     }
@@ -401,7 +447,9 @@ public final class SQLiteHubStore: Sendable {
             let rid = RecordID.v7(millis: h.millis, using: &rng)
             let scope = RecordScope(formID: form.id, formVersion: form.version, commune: commune)
             for (f, v) in values where !v.isNull {
-                _ = try merge(FieldWrite(record: rid, field: f, id: WriteID(hlc: h, origin: .hub), value: v), scope: scope, changeSet: nil, db)
+                _ = try merge(
+                    FieldWrite(record: rid, field: f, id: WriteID(hlc: h, origin: .hub), value: v), scope: scope,
+                    changeSet: nil, db)
             }
             try refreshRecord(rid, db)
             try save(c, db)
@@ -416,8 +464,12 @@ public final class SQLiteHubStore: Sendable {
     public func operatorWrite(record: RecordID, values: [String: Value], resolve: Bool) throws {
         let values = values.mapValues(AgentStore.normalized)
         try pool.write { db in
-            guard let view = try Self.hubView(record, db) else { throw HubError(.notFound, "record \(record) is not at this hub") }
-            if let form = try Self.formsIn(db).first(where: { $0.id == view.scope.formID && $0.version == view.scope.formVersion }) {
+            guard let view = try Self.hubView(record, db) else {
+                throw HubError(.notFound, "record \(record) is not at this hub")
+            }
+            if let form = try Self.formsIn(db).first(where: {
+                $0.id == view.scope.formID && $0.version == view.scope.formVersion
+            }) {
                 for (f, v) in values.sorted(by: { $0.key < $1.key }) {
                     if let why = form.violation(field: f, value: v) { throw FormError(why) }
                 }
@@ -425,9 +477,12 @@ public final class SQLiteHubStore: Sendable {
             var c = try clock(db)
             let h = c.now()
             for (f, v) in values {
-                let covers = f == deletedField ? view.leaves.filter { $0.key != deletedField }.flatMap { $0.value.leaves.map(\.id) } : []
+                let covers =
+                    f == deletedField
+                    ? view.leaves.filter { $0.key != deletedField }.flatMap { $0.value.leaves.map(\.id) } : []
                 let w = WriteRules.hub(
-                    record: record, field: f, value: v, id: WriteID(hlc: h, origin: .hub), leaves: view.leaves[f] ?? LeafRegister(),
+                    record: record, field: f, value: v, id: WriteID(hlc: h, origin: .hub),
+                    leaves: view.leaves[f] ?? LeafRegister(),
                     deleted: view.leaves[deletedField], resolve: resolve, covers: covers)
                 _ = try merge(w, scope: view.scope, changeSet: nil, db)
             }
@@ -461,7 +516,8 @@ public final class SQLiteHubStore: Sendable {
     static func hubView(_ id: RecordID, _ db: Database) throws -> HubRecordView? {
         guard
             let r = try Row.fetchOne(
-                db, sql: "SELECT form_id, form_version, commune FROM records WHERE id = ?", arguments: [Columns.blob(id)])
+                db, sql: "SELECT form_id, form_version, commune FROM records WHERE id = ?",
+                arguments: [Columns.blob(id)])
         else { return nil }
         var byField: [String: [FieldWrite]] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT * FROM leaves WHERE record = ?", arguments: [Columns.blob(id)]) {
@@ -477,7 +533,8 @@ public final class SQLiteHubStore: Sendable {
         try pool.read { db in
             let sql =
                 commune == nil
-                ? "SELECT id FROM records ORDER BY id DESC LIMIT ?" : "SELECT id FROM records WHERE commune = ? ORDER BY id DESC LIMIT ?"
+                ? "SELECT id FROM records ORDER BY id DESC LIMIT ?"
+                : "SELECT id FROM records WHERE commune = ? ORDER BY id DESC LIMIT ?"
             let args: StatementArguments = commune.map { [$0, limit] } ?? [limit]
             return try Data.fetchAll(db, sql: sql, arguments: args).compactMap(Columns.record)
         }
@@ -500,10 +557,14 @@ public final class SQLiteHubStore: Sendable {
     public func conflicts(limit: Int = 200) throws -> [ConflictReport] {
         try pool.read { db in
             let agents = Dictionary(
-                try Row.fetchAll(db, sql: "SELECT id, commune FROM agents").map { ($0["id"] as String, $0["commune"] as String) },
+                try Row.fetchAll(db, sql: "SELECT id, commune FROM agents").map {
+                    ($0["id"] as String, $0["commune"] as String)
+                },
                 uniquingKeysWith: { a, _ in a })
             var out: [ConflictReport] = []
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM conflicts ORDER BY detected_ms, record, field LIMIT ?", arguments: [limit]) {
+            for row in try Row.fetchAll(
+                db, sql: "SELECT * FROM conflicts ORDER BY detected_ms, record, field LIMIT ?", arguments: [limit])
+            {
                 guard let rid = Columns.record(row["record"]), let view = try Self.hubView(rid, db) else { continue }
                 let field: String = row["field"]
                 let kind: String = row["kind"]
@@ -516,9 +577,12 @@ public final class SQLiteHubStore: Sendable {
                     ConflictReport.Side(
                         write: w.id.description, origin: w.id.origin.rawValue,
                         commune: w.id.origin == .hub ? nil : agents[w.id.origin.rawValue], timeMs: w.id.hlc.millis,
-                        value: (w.field == deletedField ? "\(deletedField)=" : "") + w.value.display, valueType: w.value.typeName)
+                        value: (w.field == deletedField ? "\(deletedField)=" : "") + w.value.display,
+                        valueType: w.value.typeName)
                 }
-                out.append(ConflictReport(record: rid.description, field: field, kind: kind, commune: row["commune"], sides: sides))
+                out.append(
+                    ConflictReport(
+                        record: rid.description, field: field, kind: kind, commune: row["commune"], sides: sides))
             }
             return out
         }
@@ -526,7 +590,9 @@ public final class SQLiteHubStore: Sendable {
 
     public func quarantine(limit: Int = 200) throws -> [QuarantineEntry] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM quarantine WHERE status = 'open' ORDER BY id LIMIT ?", arguments: [limit]).map { r in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM quarantine WHERE status = 'open' ORDER BY id LIMIT ?", arguments: [limit]
+            ).map { r in
                 QuarantineEntry(
                     id: r["id"], changeSet: hex([UInt8]((r["changeset"] as Data?) ?? Data())), origin: r["origin"],
                     record: Columns.record(r["record"])?.description ?? "?", field: r["field"],
@@ -542,11 +608,14 @@ public final class SQLiteHubStore: Sendable {
         return try pool.read { db in
             let counts = Dictionary(
                 try Row.fetchAll(
-                    db, sql: "SELECT commune, count(*) AS n FROM records WHERE form_id = ? AND deleted = 0 GROUP BY commune",
+                    db,
+                    sql:
+                        "SELECT commune, count(*) AS n FROM records WHERE form_id = ? AND deleted = 0 GROUP BY commune",
                     arguments: [campaign.formID]
                 ).map { ($0["commune"] as String, $0["n"] as Int) }, uniquingKeysWith: { a, _ in a })
             return Set(campaign.targets.keys).union(counts.keys).sorted().map {
-                ProgressRow(commune: $0, name: names[$0] ?? $0, records: counts[$0] ?? 0, target: campaign.targets[$0] ?? 0)
+                ProgressRow(
+                    commune: $0, name: names[$0] ?? $0, records: counts[$0] ?? 0, target: campaign.targets[$0] ?? 0)
             }
         }
     }
@@ -558,14 +627,18 @@ public final class SQLiteHubStore: Sendable {
                 db, sql: "SELECT DISTINCT changeset FROM leaves WHERE record = ? AND changeset IS NOT NULL",
                 arguments: [Columns.blob(record)])
             return try ids.compactMap { id in
-                guard let r = try Row.fetchOne(db, sql: "SELECT * FROM changesets WHERE id = ?", arguments: [id]) else { return nil }
+                guard let r = try Row.fetchOne(db, sql: "SELECT * FROM changesets WHERE id = ?", arguments: [id]) else {
+                    return nil
+                }
                 let origin: String = r["origin"]
-                let valid = try Self.agent(db, id: origin).flatMap { try? SigningPublicKey(bytes: $0.signPublicKey) }.map {
-                    Envelope.verifyAuditRecord([UInt8](r["signed"] as Data), author: $0)
-                } ?? false
+                let valid =
+                    try Self.agent(db, id: origin).flatMap { try? SigningPublicKey(bytes: $0.signPublicKey) }.map {
+                        Envelope.verifyAuditRecord([UInt8](r["signed"] as Data), author: $0)
+                    } ?? false
                 return AuditEntry(
                     changeSet: hex([UInt8](id)), origin: origin, seqFrom: UInt64(r["seq_from"] as Int64),
-                    seqTo: UInt64(r["seq_to"] as Int64), receivedMs: UInt64(r["received_ms"] as Int64), writes: r["writes"],
+                    seqTo: UInt64(r["seq_to"] as Int64), receivedMs: UInt64(r["received_ms"] as Int64),
+                    writes: r["writes"],
                     signatureValid: valid)
             }
         }
@@ -580,7 +653,8 @@ public final class SQLiteHubStore: Sendable {
                 ("records_deleted", "SELECT count(*) FROM records WHERE deleted = 1"),
                 ("leaves", "SELECT count(*) FROM leaves"), ("conflicts", "SELECT count(*) FROM conflicts"),
                 ("quarantined", "SELECT count(*) FROM quarantine WHERE status = 'open'"),
-                ("changesets", "SELECT count(*) FROM changesets"), ("agents", "SELECT count(*) FROM agents WHERE status = 'active'"),
+                ("changesets", "SELECT count(*) FROM changesets"),
+                ("agents", "SELECT count(*) FROM agents WHERE status = 'active'"),
                 ("agents_revoked", "SELECT count(*) FROM agents WHERE status = 'revoked'"),
             ] {
                 out[k] = try Int.fetchOne(db, sql: sql) ?? 0
@@ -596,15 +670,20 @@ public final class SQLiteHubStore: Sendable {
     /// (DESIGN §4, compaction): the current leaves changed after the cursor,
     /// except the agent's own writes (it has them), plus catalog entries.
     /// - Returns: the body, the cursor it reaches, and whether more wait.
-    public func changes(for agent: AgentInfo, since: UInt64, maxBytes: Int) throws -> (body: ChangeSetBody, seqTo: UInt64, more: Bool) {
+    public func changes(for agent: AgentInfo, since: UInt64, maxBytes: Int) throws -> (
+        body: ChangeSetBody, seqTo: UInt64, more: Bool
+    ) {
         try pool.read { db in
             let head = try AgentStore.meta(db, "stream_seq").flatMap(UInt64.init) ?? 0
             var catalog: [CatalogItem] = []
             var budget = maxBytes
             var cut: UInt64? = nil
-            for r in try Row.fetchAll(db, sql: "SELECT * FROM catalog WHERE seq > ? ORDER BY seq", arguments: [Int64(since)]) {
+            for r in try Row.fetchAll(
+                db, sql: "SELECT * FROM catalog WHERE seq > ? ORDER BY seq", arguments: [Int64(since)])
+            {
                 guard let kind = CatalogItem.Kind(rawValue: r["kind"]) else { continue }
-                let item = CatalogItem(kind: kind, key: r["key"], seq: UInt64(r["seq"] as Int64), json: [UInt8](r["json"] as Data))
+                let item = CatalogItem(
+                    kind: kind, key: r["key"], seq: UInt64(r["seq"] as Int64), json: [UInt8](r["json"] as Data))
                 catalog.append(item)
                 budget -= item.json.count + 32
             }
@@ -629,7 +708,8 @@ public final class SQLiteHubStore: Sendable {
                     }
                     budget -= size
                     writes.append(w)
-                    scopes[w.record] = RecordScope(formID: row["form_id"], formVersion: row["form_version"], commune: agent.commune)
+                    scopes[w.record] = RecordScope(
+                        formID: row["form_id"], formVersion: row["form_version"], commune: agent.commune)
                     last = seq
                 }
             }

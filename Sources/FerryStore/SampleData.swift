@@ -1,5 +1,5 @@
-import Foundation
 import FerryCore
+import Foundation
 
 /// Deterministic land records shaped like WORKLOAD.md's (demo, benchmarks, tests).
 public struct SampleLandRecords {
@@ -7,10 +7,18 @@ public struct SampleLandRecords {
 
     public init(seed: UInt64) { rng = SplitMix(state: seed) }
 
-    static let surnames = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô", "K'"]
+    static let surnames = [
+        "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô", "K'",
+    ]
     static let middles = ["Văn", "Thị", "Hữu", "Đức", "Minh", "Ngọc", "Thanh", "Quốc", "Xuân", "Thu"]
-    static let givens = ["Ánh", "Bảo", "Chi", "Dũng", "Hà", "Hải", "Hạnh", "Hiếu", "Hương", "Khánh", "Linh", "Long", "Mai", "Nam", "Phúc", "Sơn", "Thảo", "Trang", "Tuấn", "Yến"]
-    static let streets = ["Đường Trần Phú", "Đường Phan Đình Phùng", "Đường Hùng Vương", "Đường 3 Tháng 2", "Thôn Đạ Nghịt", "Thôn Tân Hà", "Tổ dân phố 4"]
+    static let givens = [
+        "Ánh", "Bảo", "Chi", "Dũng", "Hà", "Hải", "Hạnh", "Hiếu", "Hương", "Khánh", "Linh", "Long", "Mai", "Nam",
+        "Phúc", "Sơn", "Thảo", "Trang", "Tuấn", "Yến",
+    ]
+    static let streets = [
+        "Đường Trần Phú", "Đường Phan Đình Phùng", "Đường Hùng Vương", "Đường 3 Tháng 2", "Thôn Đạ Nghịt",
+        "Thôn Tân Hà", "Tổ dân phố 4",
+    ]
     static let uses = ["ONT", "ODT", "CLN", "LUA", "BHK", "RSX"]
 
     mutating func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
@@ -44,16 +52,20 @@ public struct SampleLandRecords {
 
     /// A CSV file (header + rows) of `count` records.
     public mutating func csv(count: Int) -> String {
-        let fields = ["owner_name", "owner_id", "address", "parcel_no", "area_m2", "land_use", "year_granted", "members", "lat", "lon", "granted_on", "status"]
+        let fields = [
+            "owner_name", "owner_id", "address", "parcel_no", "area_m2", "land_use", "year_granted", "members", "lat",
+            "lon", "granted_on", "status",
+        ]
         var out = fields.joined(separator: ",") + "\n"
         for _ in 0..<count {
             let r = next()
-            out += fields.map { f -> String in
-                switch r[f] ?? .null {
-                case .double(let d): return "\(d)"
-                case let v: return v.display
-                }
-            }.joined(separator: ",") + "\n"
+            out +=
+                fields.map { f -> String in
+                    switch r[f] ?? .null {
+                    case .double(let d): return "\(d)"
+                    case let v: return v.display
+                    }
+                }.joined(separator: ",") + "\n"
         }
         return out
     }

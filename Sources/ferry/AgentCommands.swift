@@ -10,16 +10,20 @@ import ServiceLifecycle
 struct AgentDir: ParsableArguments {
     @Option(name: .customLong("dir"), help: "The agent directory (default: $FERRY_AGENT_DIR or ./ferry-agent).")
     var dir: String?
-    var home: AgentHome { AgentHome(directory: dir ?? ProcessInfo.processInfo.environment["FERRY_AGENT_DIR"] ?? "ferry-agent") }
+    var home: AgentHome {
+        AgentHome(directory: dir ?? ProcessInfo.processInfo.environment["FERRY_AGENT_DIR"] ?? "ferry-agent")
+    }
 }
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "agent", abstract: "Enroll and run the commune agent.", subcommands: [AgentEnroll.self, AgentRun.self, AgentSync.self])
+        commandName: "agent", abstract: "Enroll and run the commune agent.",
+        subcommands: [AgentEnroll.self, AgentRun.self, AgentSync.self])
 }
 
 struct AgentEnroll: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "enroll", abstract: "Enroll this PC with the hub using a one-time token.")
+    static let configuration = CommandConfiguration(
+        commandName: "enroll", abstract: "Enroll this PC with the hub using a one-time token.")
     @Argument(help: "The hub URL, e.g. http://hub.example:8440") var url: String
     @Argument(help: "The token from `ferry hub token`.") var token: String
     @OptionGroup var agent: AgentDir
@@ -44,8 +48,10 @@ struct AgentRun: AsyncParsableCommand {
         let home = agent.home
         let engine = try SyncEngine(home: home, logger: logger)
         let config = try home.config()
-        let svc = AgentService(engine: engine, interval: interval ?? config.syncIntervalSeconds, logger: logger, maxRounds: rounds)
-        logger.notice("agent started", metadata: ["ferry.agent": "\(config.agentID)", "ferry.dir": "\(home.directory)"])
+        let svc = AgentService(
+            engine: engine, interval: interval ?? config.syncIntervalSeconds, logger: logger, maxRounds: rounds)
+        logger.notice(
+            "agent started", metadata: ["ferry.agent": "\(config.agentID)", "ferry.dir": "\(home.directory)"])
         let group = ServiceGroup(
             configuration: .init(services: [svc], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -64,7 +70,9 @@ struct AgentSync: AsyncParsableCommand {
             let r = try await engine.syncOnce()
             await engine.shutdown()
             if json { return try printJSON(r) }
-            print("Sent \(r.uploadedWrites) writes in \(r.uploadedChangeSets) change sets, received \(r.downloadedWrites); \(r.pendingWrites) pending.")
+            print(
+                "Sent \(r.uploadedWrites) writes in \(r.uploadedChangeSets) change sets, received \(r.downloadedWrites); \(r.pendingWrites) pending."
+            )
         } catch {
             await engine.shutdown()
             throw UserError("\(error)")

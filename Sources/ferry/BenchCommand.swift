@@ -8,19 +8,22 @@ import GRDB
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks that print their figures (build with -c release).", subcommands: [BenchMerge.self])
+        commandName: "bench", abstract: "Benchmarks that print their figures (build with -c release).",
+        subcommands: [BenchMerge.self])
 }
 
 /// W4 of WORKLOAD.md: two replicas on real SQLite files (WAL), the script's
 /// exact operations, one JSON object on stdout. Extra figures go to stderr.
 struct BenchMerge: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "merge", abstract: "W4 merge-core benchmark (WORKLOAD.md).")
+    static let configuration = CommandConfiguration(
+        commandName: "merge", abstract: "W4 merge-core benchmark (WORKLOAD.md).")
     @Option(help: "Records (used to generate the workload when --workload is absent).") var n = 10_000
     @Option(help: "Seed for the workload generator.") var seed = 42
     @Option(help: "A TSV made by w4_merge.py --dump (default: generate one).") var workload: String?
     @Option(help: "The W4 generator script.") var script: String?
     @Option(help: "Scratch directory for the SQLite files.") var workdir: String?
-    @Option(help: "Write the raw change-set bodies (init, delta_ab, delta_ba) to this directory.") var dumpBodies: String?
+    @Option(help: "Write the raw change-set bodies (init, delta_ab, delta_ba) to this directory.") var dumpBodies:
+        String?
 
     func run() async throws {
         let rssBase = Self.rssKB()
@@ -105,7 +108,8 @@ struct BenchMerge: AsyncParsableCommand {
         FileHandle.standardError.write(
             Data(
                 String(
-                    format: "baseline_insert_s %.4f (plain prepared INSERT of %d rows x 12 columns); create/baseline %.2fx\n",
+                    format:
+                        "baseline_insert_s %.4f (plain prepared INSERT of %d rows x 12 columns); create/baseline %.2fx\n",
                     baseline, w.records.count, create / max(baseline, 1e-9)
                 ).utf8))
         if !problems.isEmpty { FileHandle.standardError.write(Data("merge problems: \(problems)\n".utf8)) }
@@ -127,22 +131,28 @@ struct BenchMerge: AsyncParsableCommand {
     }
 
     /// Freezes everything pending into one change set; returns the envelope and sizes before encryption.
-    static func export(_ s: AgentStore, keys: BenchKeys, from: String, dump: String? = nil) throws -> ([UInt8], [String: Int]) {
+    static func export(_ s: AgentStore, keys: BenchKeys, from: String, dump: String? = nil) throws -> (
+        [UInt8], [String: Int]
+    ) {
         var sizes: [String: Int] = [:]
         var env: [UInt8] = []
         let signer = from == "A" ? keys.a : keys.b
         let tx = from == "A" ? keys.abTX : keys.baTX
         guard
-            let f = try s.freeze(maxWrites: Int.max, seal: { body, ctx in
-                let h = ChangeSetHeader(
-                    id: randomBytes(16), origin: s.origin, seqFrom: ctx.seqFrom, seqTo: ctx.seqTo,
-                    senderKeyID: signer.publicKey.id, recipientKeyID: [], createdHLC: ctx.now, compression: .zstd)
-                let sealed = try Envelope.seal(header: h, body: body, signer: signer, key: tx)
-                sizes = ["raw": sealed.bodyBytes.count, "zstd": sealed.compressedBody.count,
-                    "zlib": Compressor.compress(sealed.bodyBytes, .zlib).count]
-                if let dump { FileManager.default.createFile(atPath: dump, contents: Data(sealed.bodyBytes)) }
-                return (sealed.header.id, sealed.envelope)
-            })
+            let f = try s.freeze(
+                maxWrites: Int.max,
+                seal: { body, ctx in
+                    let h = ChangeSetHeader(
+                        id: randomBytes(16), origin: s.origin, seqFrom: ctx.seqFrom, seqTo: ctx.seqTo,
+                        senderKeyID: signer.publicKey.id, recipientKeyID: [], createdHLC: ctx.now, compression: .zstd)
+                    let sealed = try Envelope.seal(header: h, body: body, signer: signer, key: tx)
+                    sizes = [
+                        "raw": sealed.bodyBytes.count, "zstd": sealed.compressedBody.count,
+                        "zlib": Compressor.compress(sealed.bodyBytes, .zlib).count,
+                    ]
+                    if let dump { FileManager.default.createFile(atPath: dump, contents: Data(sealed.bodyBytes)) }
+                    return (sealed.header.id, sealed.envelope)
+                })
         else { return ([], ["raw": 0, "zstd": 0, "zlib": 0]) }
         env = f.envelope
         try s.acknowledge(upTo: f.seqTo)
@@ -152,7 +162,8 @@ struct BenchMerge: AsyncParsableCommand {
     static func apply(_ env: [UInt8], into s: AgentStore, keys: BenchKeys) throws {
         let fromA = s.origin.rawValue == "B"
         let opened = try Envelope.open(
-            env, recipientKeyID: [], author: (fromA ? keys.a : keys.b).publicKey, key: fromA ? keys.abTX : keys.baTX, normalize: true)
+            env, recipientKeyID: [], author: (fromA ? keys.a : keys.b).publicKey, key: fromA ? keys.abTX : keys.baTX,
+            normalize: true)
         try s.applyRemote(opened.body)
     }
 
@@ -160,7 +171,8 @@ struct BenchMerge: AsyncParsableCommand {
         let q = try DatabaseQueue(path: dir + "/baseline.sqlite")
         try q.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL")
-            try db.execute(sql: "CREATE TABLE r(id BLOB PRIMARY KEY, \((0..<12).map { "c\($0)" }.joined(separator: ", ")))")
+            try db.execute(
+                sql: "CREATE TABLE r(id BLOB PRIMARY KEY, \((0..<12).map { "c\($0)" }.joined(separator: ", ")))")
         }
         let t = Date()
         var rng = SystemRandomNumberGenerator()
@@ -216,7 +228,8 @@ struct W4 {
         ("household_size", .int), ("monthly_income", .int), ("visit_count", .int), ("latitude", .double),
         ("longitude", .double), ("submitted_on", .date), ("status", .string),
     ]
-    static let form = FormDefinition(id: "w4", version: 1, title: "W4 record", fields: fields.map { FieldSpec(name: $0.0, type: $0.1) })
+    static let form = FormDefinition(
+        id: "w4", version: 1, title: "W4 record", fields: fields.map { FieldSpec(name: $0.0, type: $0.1) })
 
     struct Row {
         var id: String
@@ -234,7 +247,9 @@ struct W4 {
     var deletes: [String] = []
 
     init(path: String) throws {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw UserError("cannot read \(path)") }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw UserError("cannot read \(path)")
+        }
         for line in text.split(separator: "\n") {
             let c = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             switch c.first {
@@ -245,7 +260,8 @@ struct W4 {
             case "U" where c.count == 6:
                 guard let i = Int(c[3]), i < Self.fields.count else { throw UserError("bad field index in \(line)") }
                 let f = Self.fields[i]
-                updates.append(Update(who: c[1], id: c[2], field: f.0, value: try Self.parse(c[4], f.1), lose: c[5] == "1"))
+                updates.append(
+                    Update(who: c[1], id: c[2], field: f.0, value: try Self.parse(c[4], f.1), lose: c[5] == "1"))
             case "D" where c.count == 3:
                 deletes.append(c[2])
             default:
@@ -259,7 +275,8 @@ struct W4 {
         case .string: return .string(s)
         case .int: guard let i = Int64(s) else { throw UserError("not an int: \(s)") }; return .int(i)
         case .double: guard let d = Double(s) else { throw UserError("not a double: \(s)") }; return .double(d)
-        case .date: guard let d = CivilDate(iso: s) else { throw UserError("not a date: \(s)") }; return .date(d.daysSinceEpoch)
+        case .date:
+            guard let d = CivilDate(iso: s) else { throw UserError("not a date: \(s)") }; return .date(d.daysSinceEpoch)
         default: return .string(s)
         }
     }
@@ -292,7 +309,11 @@ struct W4 {
         var ea: [String: [String: Value]] = [:]
         var eb: [String: [String: Value]] = [:]
         for u in updates {
-            if u.who == "A" { ea[u.id, default: [:]][u.field] = u.value } else { eb[u.id, default: [:]][u.field] = u.value }
+            if u.who == "A" {
+                ea[u.id, default: [:]][u.field] = u.value
+            } else {
+                eb[u.id, default: [:]][u.field] = u.value
+            }
         }
         for r in records {
             guard let id = ids[r.id], let got = state[id] else {

@@ -31,13 +31,16 @@ struct DemoCommand: AsyncParsableCommand {
         try sp.run(["hub", "init", "--dir", "hub"])
         procs["hub"] = try sp.start(["hub", "serve", "--dir", "hub", "--port", "0"], log: dir + "/hub.log")
         let hubHome = HubHome(directory: dir + "/hub")
-        guard waitUntil(timeout: 20, { (try? hubHome.url()) != nil }) else { throw UserError("the hub did not start: see \(dir)/hub.log") }
+        guard waitUntil(timeout: 20, { (try? hubHome.url()) != nil }) else {
+            throw UserError("the hub did not start: see \(dir)/hub.log")
+        }
         let url = try hubHome.url()
         print("hub at \(url); \(Seed.communes.count) communes, form land-record v1")
 
         step("2. Three commune agents enroll with one-time tokens (each pins the hub's keys)")
         for (i, (code, name)) in communes.enumerated() {
-            let token = try sp.run(["hub", "token", "--commune", code, "--hub-dir", "hub"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+            let token = try sp.run(["hub", "token", "--commune", code, "--hub-dir", "hub"]).out.trimmingCharacters(
+                in: .whitespacesAndNewlines)
             try sp.run(["agent", "enroll", url, token, "--dir", "a\(i + 1)"])
             try sp.run(["agent", "sync", "--dir", "a\(i + 1)"])
             print("agent a\(i + 1): \(name) [\(code)]")
@@ -48,7 +51,8 @@ struct DemoCommand: AsyncParsableCommand {
             var gen = SampleLandRecords(seed: UInt64(i))
             try gen.csv(count: records).write(toFile: "\(dir)/a\(i).csv", atomically: true, encoding: .utf8)
             try sp.run(["records", "import", "a\(i).csv", "--dir", "a\(i)"])
-            procs["a\(i)"] = try sp.start(["agent", "run", "--dir", "a\(i)", "--interval", "1"], log: "\(dir)/a\(i).log")
+            procs["a\(i)"] = try sp.start(
+                ["agent", "run", "--dir", "a\(i)", "--interval", "1"], log: "\(dir)/a\(i).log")
         }
         let hubStore = try hubHome.store()
         guard try waitUntil(timeout: 30, { (try hubStore.totals()["records"] ?? 0) >= 3 * records }) else {
@@ -90,9 +94,12 @@ struct DemoCommand: AsyncParsableCommand {
         for h in homes {
             let c = try h.config()
             let name = Seed.communes.first { $0.code == c.commune }?.name ?? c.commune
-            let hubCount = try hubStore.winners(commune: c.commune).filter { $0.value[deletedField] != .bool(true) }.count
+            let hubCount = try hubStore.winners(commune: c.commune).filter { $0.value[deletedField] != .bool(true) }
+                .count
             let agentCount = try h.store().fullState().filter { $0.value[deletedField] != .bool(true) }.count
-            print("\(name.padding(toLength: 40, withPad: " ", startingAt: 0)) \(String(hubCount).leftPad(4)) \(String(agentCount).leftPad(6))")
+            print(
+                "\(name.padding(toLength: 40, withPad: " ", startingAt: 0)) \(String(hubCount).leftPad(4)) \(String(agentCount).leftPad(6))"
+            )
         }
         print("\nconvergence check (every field of every record, agent replica vs hub):")
         for line in report { print("  " + line) }
@@ -101,7 +108,10 @@ struct DemoCommand: AsyncParsableCommand {
         step("8. Open conflicts at the hub (kept for an operator; nothing was dropped)")
         print(try sp.run(["conflicts", "list", "--hub-dir", "hub"]).out)
         print("Resolve with: ferry conflicts resolve RECORD FIELD [--value V] --hub-dir HUB")
-        print(String(format: "\nDemo finished in %.1f s.%@", Date().timeIntervalSince(started), keep ? " Files kept in \(dir)" : ""))
+        print(
+            String(
+                format: "\nDemo finished in %.1f s.%@", Date().timeIntervalSince(started),
+                keep ? " Files kept in \(dir)" : ""))
         if !converged { throw ExitCode(1) }
     }
 
@@ -116,7 +126,9 @@ struct DemoCommand: AsyncParsableCommand {
             var diffs = 0
             for id in Set(hubState.keys).union(mine.keys) where hubState[id] ?? [:] != mine[id] ?? [:] { diffs += 1 }
             let fields = hubState.values.reduce(0) { $0 + $1.count }
-            report.append("\(c.agentID): \(mine.count) records, \(fields) fields, \(diffs == 0 ? "identical to the hub" : "\(diffs) records differ")")
+            report.append(
+                "\(c.agentID): \(mine.count) records, \(fields) fields, \(diffs == 0 ? "identical to the hub" : "\(diffs) records differ")"
+            )
             if diffs > 0 { all = false }
         }
         return all

@@ -18,7 +18,8 @@ struct HubCommand: AsyncParsableCommand {
 
 struct HubInit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "init", abstract: "Create a hub: keys, store, operator token, the province's communes and the land-record form.")
+        commandName: "init",
+        abstract: "Create a hub: keys, store, operator token, the province's communes and the land-record form.")
     @Option(help: "Directory for the hub's files.") var dir = "ferry-hub"
 
     func run() async throws {
@@ -33,7 +34,8 @@ struct HubInit: AsyncParsableCommand {
 }
 
 struct HubServe: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Serve agents and operators over HTTP.")
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Serve agents and operators over HTTP.")
     @Option(help: "Directory of the hub (from `ferry hub init`).") var dir = "ferry-hub"
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port (0 = any free port; the URL is written to DIR/hub.url).") var port = 8440
@@ -44,7 +46,8 @@ struct HubServe: AsyncParsableCommand {
         let home = HubHome(directory: dir)
         guard home.isInitialized else { throw UserError("no hub in \(dir): run `ferry hub init --dir \(dir)` first") }
         let store = try SQLiteHubStore(path: home.storePath, futureBoundMillis: UInt64(futureBound) * 1000)
-        let service = HubService(store: store, identity: try home.identity(), operatorToken: try home.operatorToken(), logger: logger)
+        let service = HubService(
+            store: store, identity: try home.identity(), operatorToken: try home.operatorToken(), logger: logger)
         let urlPath = home.urlPath
         let host = host
         let app = HubServer.application(service: service, host: host, port: port, logger: logger) { bound in
@@ -68,13 +71,15 @@ struct HubToken: AsyncParsableCommand {
     @Flag var json = false
 
     func run() async throws {
-        let r = try await hub.client().call("POST", "tokens", body: TokenRequest(commune: commune, ttlHours: ttlHours), as: TokenResponse.self)
+        let r = try await hub.client().call(
+            "POST", "tokens", body: TokenRequest(commune: commune, ttlHours: ttlHours), as: TokenResponse.self)
         if json { try printJSON(r) } else { print(r.token) }
     }
 }
 
 struct HubAgents: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "agents", abstract: "List agents: last contact, lag, clock skew, errors.")
+    static let configuration = CommandConfiguration(
+        commandName: "agents", abstract: "List agents: last contact, lag, clock skew, errors.")
     @OptionGroup var hub: HubOptions
     @Flag var json = false
 
@@ -84,14 +89,17 @@ struct HubAgents: AsyncParsableCommand {
         if agents.isEmpty { print("No agents enrolled yet. Issue a token: ferry hub token --commune CODE") }
         for a in agents {
             let skew = a.lastSkewMs.map { abs($0) > 120_000 ? " clock off by \($0 / 1000) s!" : "" } ?? ""
-            print("\(a.id)  \(a.communeName) [\(a.commune)]  \(a.status)  last seen \(ago(a.lastSeenMs))  lag \(a.lag)\(skew)")
+            print(
+                "\(a.id)  \(a.communeName) [\(a.commune)]  \(a.status)  last seen \(ago(a.lastSeenMs))  lag \(a.lag)\(skew)"
+            )
             if let e = a.lastError { print("    last error: \(e)") }
         }
     }
 }
 
 struct HubRevoke: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke an agent: its key is refused from now on.")
+    static let configuration = CommandConfiguration(
+        commandName: "revoke", abstract: "Revoke an agent: its key is refused from now on.")
     @Argument var agent: String
     @OptionGroup var hub: HubOptions
 
@@ -102,7 +110,8 @@ struct HubRevoke: AsyncParsableCommand {
 }
 
 struct HubCommunes: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "communes", abstract: "List the province's communes and their codes.")
+    static let configuration = CommandConfiguration(
+        commandName: "communes", abstract: "List the province's communes and their codes.")
     func run() async throws {
         for c in Seed.communes { print("\(c.code)  \(c.name)  (\(c.kind))") }
     }

@@ -31,7 +31,9 @@ struct OperatorClient {
     let url: String
     let token: String
 
-    func call<T: Decodable>(_ method: String, _ path: String, body: (some Encodable)? = Optional<String>.none, as: T.Type) async throws -> T {
+    func call<T: Decodable>(
+        _ method: String, _ path: String, body: (some Encodable)? = Optional<String>.none, as: T.Type
+    ) async throws -> T {
         let bytes = try body.map { [UInt8](try HubJSON.encoder.encode($0)) }
         let client = HubClient(baseURL: url)
         let a: HubAnswer
@@ -58,7 +60,8 @@ struct OperatorClient {
         let client = HubClient(baseURL: url)
         let a: HubAnswer
         do {
-            a = try await client.send(.POST, "/v1/ops/" + path, body: body, headers: ["Authorization": "Bearer \(token)"])
+            a = try await client.send(
+                .POST, "/v1/ops/" + path, body: body, headers: ["Authorization": "Bearer \(token)"])
         } catch {
             await client.shutdown()
             throw UserError("cannot reach the hub at \(url): \(error). Is `ferry hub serve` running?")

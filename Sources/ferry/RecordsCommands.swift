@@ -8,8 +8,11 @@ import Foundation
 struct RecordsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "records", abstract: "Create, edit and read records (at this agent, or at the hub with --at-hub).",
-        subcommands: [RecordsAdd.self, RecordsEdit.self, RecordsDelete.self, RecordsUndelete.self, RecordsList.self, RecordsShow.self,
-            RecordsImport.self])
+        subcommands: [
+            RecordsAdd.self, RecordsEdit.self, RecordsDelete.self, RecordsUndelete.self, RecordsList.self,
+            RecordsShow.self,
+            RecordsImport.self,
+        ])
 }
 
 /// Parses typed text for a form field; a bad value becomes a ``UserError``.
@@ -30,12 +33,14 @@ func pairs(_ args: [String]) throws -> [(String, String)] {
 
 struct Target: ParsableArguments {
     @OptionGroup var agent: AgentDir
-    @Flag(name: .customLong("at-hub"), help: "Act at the hub as an operator instead of at this agent.") var atHub = false
+    @Flag(name: .customLong("at-hub"), help: "Act at the hub as an operator instead of at this agent.") var atHub =
+        false
     @OptionGroup var hub: HubOptions
 }
 
 struct RecordsAdd: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "add", abstract: "Create a record: ferry records add owner_name='Nguyễn Văn An' ...")
+    static let configuration = CommandConfiguration(
+        commandName: "add", abstract: "Create a record: ferry records add owner_name='Nguyễn Văn An' ...")
     @Option(help: "Form id.") var form = "land-record"
     @Option(help: "Commune code (with --at-hub; an agent always uses its own).") var commune: String?
     @Argument(help: "field=value pairs.") var values: [String]
@@ -47,7 +52,8 @@ struct RecordsAdd: AsyncParsableCommand {
         if target.atHub {
             guard let commune else { throw UserError("--commune CODE is needed with --at-hub") }
             let r = try await target.hub.client().call(
-                "POST", "records", body: RecordWriteRequest(form: form, commune: commune, values: Dictionary(p, uniquingKeysWith: { $1 })),
+                "POST", "records",
+                body: RecordWriteRequest(form: form, commune: commune, values: Dictionary(p, uniquingKeysWith: { $1 })),
                 as: HubRecordJSON.self)
             if json { try printJSON(r) } else { print(r.id) }
             return
@@ -69,7 +75,8 @@ struct RecordsAdd: AsyncParsableCommand {
 }
 
 struct RecordsEdit: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "edit", abstract: "Change fields of a record: ferry records edit ID status=verified")
+    static let configuration = CommandConfiguration(
+        commandName: "edit", abstract: "Change fields of a record: ferry records edit ID status=verified")
     @Argument var id: String
     @Argument(help: "field=value pairs.") var values: [String]
     @Flag(help: "At the hub: name every leaf, resolving conflicts on these fields.") var resolve = false
@@ -80,7 +87,8 @@ struct RecordsEdit: AsyncParsableCommand {
         let p = try pairs(values)
         if target.atHub {
             _ = try await target.hub.client().call(
-                "POST", "records/\(rid)", body: RecordWriteRequest(values: Dictionary(p, uniquingKeysWith: { $1 }), resolve: resolve),
+                "POST", "records/\(rid)",
+                body: RecordWriteRequest(values: Dictionary(p, uniquingKeysWith: { $1 }), resolve: resolve),
                 as: HubRecordJSON.self)
             print("updated at the hub")
             return
@@ -104,14 +112,17 @@ struct RecordsEdit: AsyncParsableCommand {
 }
 
 struct RecordsDelete: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a record (it can be undeleted).")
+    static let configuration = CommandConfiguration(
+        commandName: "delete", abstract: "Delete a record (it can be undeleted).")
     @Argument var id: String
     @OptionGroup var target: Target
 
     func run() async throws {
         guard let rid = RecordID(id) else { throw UserError("'\(id)' is not a record id") }
         if target.atHub {
-            _ = try await target.hub.client().call("POST", "records/\(rid)", body: RecordWriteRequest(values: [deletedField: "true"]), as: HubRecordJSON.self)
+            _ = try await target.hub.client().call(
+                "POST", "records/\(rid)", body: RecordWriteRequest(values: [deletedField: "true"]),
+                as: HubRecordJSON.self)
         } else {
             do { try target.agent.home.store().delete([rid]) } catch let e as StoreError { throw UserError(e.message) }
         }
@@ -127,7 +138,9 @@ struct RecordsUndelete: AsyncParsableCommand {
     func run() async throws {
         guard let rid = RecordID(id) else { throw UserError("'\(id)' is not a record id") }
         if target.atHub {
-            _ = try await target.hub.client().call("POST", "records/\(rid)", body: RecordWriteRequest(values: [deletedField: "false"]), as: HubRecordJSON.self)
+            _ = try await target.hub.client().call(
+                "POST", "records/\(rid)", body: RecordWriteRequest(values: [deletedField: "false"]),
+                as: HubRecordJSON.self)
         } else {
             do { try target.agent.home.store().undelete(rid) } catch let e as StoreError { throw UserError(e.message) }
         }
@@ -147,7 +160,8 @@ struct RecordOut: Codable {
 
 func recordOut(_ v: RecordView) -> RecordOut {
     RecordOut(
-        id: v.id.description, form: v.scope.formID, formVersion: v.scope.formVersion, commune: v.scope.commune, deleted: v.isDeleted,
+        id: v.id.description, form: v.scope.formID, formVersion: v.scope.formVersion, commune: v.scope.commune,
+        deleted: v.isDeleted,
         values: v.values.mapValues(\.display))
 }
 
@@ -165,7 +179,9 @@ struct RecordsList: AsyncParsableCommand {
             let rs = try await target.hub.client().call("GET", q, as: [HubRecordJSON].self)
             if json { return try printJSON(rs) }
             for r in rs {
-                print("\(r.id)  \(r.commune)  \(r.fields["owner_name"]?.value ?? "")  \(r.fields["status"]?.value ?? "")\(r.deleted ? "  [deleted]" : "")")
+                print(
+                    "\(r.id)  \(r.commune)  \(r.fields["owner_name"]?.value ?? "")  \(r.fields["status"]?.value ?? "")\(r.deleted ? "  [deleted]" : "")"
+                )
             }
             return
         }
@@ -173,7 +189,9 @@ struct RecordsList: AsyncParsableCommand {
         if json { return try printJSON(rs.map(recordOut)) }
         for r in rs {
             let v = r.values
-            print("\(r.id)  \(v["owner_name"]?.display ?? "")  \(v["status"]?.display ?? "")\(r.isDeleted ? "  [deleted]" : "")")
+            print(
+                "\(r.id)  \(v["owner_name"]?.display ?? "")  \(v["status"]?.display ?? "")\(r.isDeleted ? "  [deleted]" : "")"
+            )
         }
     }
 }
@@ -195,9 +213,13 @@ struct RecordsShow: AsyncParsableCommand {
             }
             return
         }
-        guard let r = try target.agent.home.store().record(rid) else { throw UserError("record \(rid) is not in this replica") }
+        guard let r = try target.agent.home.store().record(rid) else {
+            throw UserError("record \(rid) is not in this replica")
+        }
         if json { return try printJSON(recordOut(r)) }
-        print("\(r.id)  form \(r.scope.formID) v\(r.scope.formVersion)  commune \(r.scope.commune)\(r.isDeleted ? "  [deleted]" : "")")
+        print(
+            "\(r.id)  form \(r.scope.formID) v\(r.scope.formVersion)  commune \(r.scope.commune)\(r.isDeleted ? "  [deleted]" : "")"
+        )
         for (k, w) in r.fields.sorted(by: { $0.key < $1.key }) where k != deletedField {
             print("  \(k) = \(w.value.display)   (\(w.id))")
         }
@@ -206,7 +228,8 @@ struct RecordsShow: AsyncParsableCommand {
 
 struct RecordsImport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "import", abstract: "Import records from a CSV file whose header names form fields (all rows or none).")
+        commandName: "import",
+        abstract: "Import records from a CSV file whose header names form fields (all rows or none).")
     @Argument var file: String
     @Option var form = "land-record"
     @OptionGroup var agent: AgentDir
@@ -214,17 +237,27 @@ struct RecordsImport: AsyncParsableCommand {
     func run() async throws {
         let home = agent.home
         let store = try home.store()
-        guard let f = try store.form(form) else { throw UserError("form \(form) is not known here yet: run `ferry agent sync`") }
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw UserError("cannot read \(file) as UTF-8") }
+        guard let f = try store.form(form) else {
+            throw UserError("form \(form) is not known here yet: run `ferry agent sync`")
+        }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw UserError("cannot read \(file) as UTF-8")
+        }
         var lines = text.split(whereSeparator: \.isNewline).map(String.init)
         guard !lines.isEmpty else { throw UserError("\(file) is empty") }
-        let header = lines.removeFirst().split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces).nfc }
+        let header = lines.removeFirst().split(separator: ",").map {
+            String($0).trimmingCharacters(in: .whitespaces).nfc
+        }
         var rows: [[String: Value]] = []
         for (i, line) in lines.enumerated() {
             let cols = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            guard cols.count == header.count else { throw UserError("line \(i + 2): \(cols.count) columns, header has \(header.count)") }
+            guard cols.count == header.count else {
+                throw UserError("line \(i + 2): \(cols.count) columns, header has \(header.count)")
+            }
             var row: [String: Value] = [:]
-            for (k, v) in zip(header, cols) { row[k] = try parseText(f, k, v, context: "line \(i + 2), nothing was imported: ") }
+            for (k, v) in zip(header, cols) {
+                row[k] = try parseText(f, k, v, context: "line \(i + 2), nothing was imported: ")
+            }
             rows.append(row)
         }
         do {

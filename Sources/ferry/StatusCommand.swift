@@ -28,7 +28,8 @@ struct AgentStatusJSON: Codable {
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "status", abstract: "Is this commune in sync? What is pending, when was the hub last reached, what is wrong?")
+        commandName: "status",
+        abstract: "Is this commune in sync? What is pending, when was the hub last reached, what is wrong?")
     @OptionGroup var agent: AgentDir
     @Flag(name: .customLong("at-hub"), help: "Show the hub's status instead (operator).") var atHub = false
     @OptionGroup var hub: HubOptions
@@ -51,16 +52,20 @@ struct StatusCommand: AsyncParsableCommand {
         let lastAttempt = try meta("last_attempt_ms").flatMap(UInt64.init)
         let offset = try meta("clock_offset_ms").flatMap(Int64.init) ?? 0
         let error = try meta("last_error")
-        let name = (try? store.catalog(.commune, as: Commune.self))?.first { $0.code == config.commune }?.name ?? config.commune
+        let name =
+            (try? store.catalog(.commune, as: Commune.self))?.first { $0.code == config.commune }?.name
+            ?? config.commune
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
         let pending = c.pendingWrites + c.inFlightWrites
         var problem: String? = error
         var advice: String? = nil
         if let e = error {
             if e.contains("cannot reach") {
-                advice = "The hub cannot be reached. Check the network (modem, cable, mobile signal). The agent retries by itself; nothing written here is lost."
+                advice =
+                    "The hub cannot be reached. Check the network (modem, cable, mobile signal). The agent retries by itself; nothing written here is lost."
             } else if e.contains("revoked") {
-                advice = "This agent was revoked by the hub operator. Ask the operator for a new token and enroll again."
+                advice =
+                    "This agent was revoked by the hub operator. Ask the operator for a new token and enroll again."
             } else if e.contains("clock") || e.contains("ahead") {
                 advice = "This PC's date and time are wrong. Set them correctly; the agent then re-sends by itself."
             } else {
@@ -69,14 +74,17 @@ struct StatusCommand: AsyncParsableCommand {
         }
         let staleAfter = UInt64(max(3 * config.syncIntervalSeconds, 120) * 1000)
         if let t = lastAttempt, now > t + staleAfter, problem == nil {
-            problem = "the agent has not tried to sync for \(ago(t, now: now).replacingOccurrences(of: " ago", with: ""))"
-            advice = "The agent service does not seem to be running: start it (systemctl start ferry-agent, or ferry agent run)."
+            problem =
+                "the agent has not tried to sync for \(ago(t, now: now).replacingOccurrences(of: " ago", with: ""))"
+            advice =
+                "The agent service does not seem to be running: start it (systemctl start ferry-agent, or ferry agent run)."
         } else if lastAttempt == nil {
             problem = "the agent has never synced"
             advice = "Start the agent: ferry agent run --dir \(home.directory)"
         }
         if abs(offset) > 600_000 && problem == nil {
-            problem = "this PC's clock is \(offset / 1000) s off the hub's; Ferry corrects its timestamps, but other programs may be wrong"
+            problem =
+                "this PC's clock is \(offset / 1000) s off the hub's; Ferry corrects its timestamps, but other programs may be wrong"
             advice = "Set the PC's date and time."
         }
         let inSync = pending == 0 && error == nil && lastOK != nil
@@ -85,18 +93,24 @@ struct StatusCommand: AsyncParsableCommand {
         if inSync {
             lines.append("IN SYNC: every change made here has reached the hub.")
         } else if pending > 0 {
-            lines.append("NOT IN SYNC: \(pending) change(s) waiting to be sent to the hub" + (c.inFlightWrites > 0 ? " (\(c.inFlightWrites) being sent)." : "."))
+            lines.append(
+                "NOT IN SYNC: \(pending) change(s) waiting to be sent to the hub"
+                    + (c.inFlightWrites > 0 ? " (\(c.inFlightWrites) being sent)." : "."))
         } else {
             lines.append("NOT CONFIRMED: nothing is waiting here, but the last sync did not finish.")
         }
         lines.append("Hub last reached: \(ago(lastContact, now: now))   (\(config.hubURL))")
-        lines.append("Records here: \(c.records - c.deleted) (\(c.deleted) deleted); hub changes received up to #\(c.hubCursor).")
+        lines.append(
+            "Records here: \(c.records - c.deleted) (\(c.deleted) deleted); hub changes received up to #\(c.hubCursor)."
+        )
         if let problem { lines.append("Problem: \(problem)") }
         if let advice { lines.append("What to do: \(advice)") }
         return AgentStatusJSON(
             agentId: config.agentID, commune: config.commune, communeName: name, hubUrl: config.hubURL, inSync: inSync,
-            pendingWrites: c.pendingWrites, inFlightWrites: c.inFlightWrites, records: c.records - c.deleted, deletedRecords: c.deleted,
-            hubCursor: c.hubCursor, lastContactMs: lastContact, lastSyncOkMs: lastOK, lastAttemptMs: lastAttempt, clockOffsetMs: offset,
+            pendingWrites: c.pendingWrites, inFlightWrites: c.inFlightWrites, records: c.records - c.deleted,
+            deletedRecords: c.deleted,
+            hubCursor: c.hubCursor, lastContactMs: lastContact, lastSyncOkMs: lastOK, lastAttemptMs: lastAttempt,
+            clockOffsetMs: offset,
             problem: problem, advice: advice, summary: lines.joined(separator: "\n"))
     }
 
@@ -104,32 +118,45 @@ struct StatusCommand: AsyncParsableCommand {
         let s = try await hub.client().call("GET", "status", as: HubStatusJSON.self)
         if json { return try printJSON(s) }
         let t = s.totals
-        print("Hub \(s.version): \(t["records"] ?? 0) records (\(t["records_deleted"] ?? 0) deleted), \(t["conflicts"] ?? 0) open conflicts, \(t["quarantined"] ?? 0) quarantined values, \(t["changesets"] ?? 0) change sets received.")
-        print("Agents: \(t["agents"] ?? 0) active, \(t["agents_revoked"] ?? 0) revoked. Stream at #\(t["stream_seq"] ?? 0).")
+        print(
+            "Hub \(s.version): \(t["records"] ?? 0) records (\(t["records_deleted"] ?? 0) deleted), \(t["conflicts"] ?? 0) open conflicts, \(t["quarantined"] ?? 0) quarantined values, \(t["changesets"] ?? 0) change sets received."
+        )
+        print(
+            "Agents: \(t["agents"] ?? 0) active, \(t["agents_revoked"] ?? 0) revoked. Stream at #\(t["stream_seq"] ?? 0)."
+        )
         for a in s.agents {
             let state = a.status != "active" ? a.status.uppercased() : (a.lag == 0 ? "in sync" : "behind by \(a.lag)")
-            print("  \(a.communeName) [\(a.commune)]  \(state), last seen \(ago(a.lastSeenMs))\(a.lastError.map { "  error: \($0)" } ?? "")")
+            print(
+                "  \(a.communeName) [\(a.commune)]  \(state), last seen \(ago(a.lastSeenMs))\(a.lastError.map { "  error: \($0)" } ?? "")"
+            )
         }
     }
 }
 
 struct FormsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "forms", abstract: "Publish and list forms (hub operator).", subcommands: [FormsPublish.self, FormsList.self])
+    static let configuration = CommandConfiguration(
+        commandName: "forms", abstract: "Publish and list forms (hub operator).",
+        subcommands: [FormsPublish.self, FormsList.self])
 }
 
 struct FormsPublish: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "publish", abstract: "Publish a form version from a JSON file; versions are immutable.")
+    static let configuration = CommandConfiguration(
+        commandName: "publish", abstract: "Publish a form version from a JSON file; versions are immutable.")
     @Argument var file: String
     @OptionGroup var hub: HubOptions
 
     func run() async throws {
         guard let data = FileManager.default.contents(atPath: file) else { throw UserError("cannot read \(file)") }
         let form: FormDefinition
-        do { form = try JSONDecoder().decode(FormDefinition.self, from: data) } catch { throw UserError("\(file) is not a form: \(error)") }
+        do { form = try JSONDecoder().decode(FormDefinition.self, from: data) } catch {
+            throw UserError("\(file) is not a form: \(error)")
+        }
         let problems = form.problems()
         if !problems.isEmpty { throw UserError("the form is not valid: \(problems.joined(separator: "; "))") }
         _ = try await hub.client().raw("forms", body: [UInt8](data))
-        print("published form \(form.id) v\(form.version) (\(form.fields.count) fields); agents receive it at their next sync")
+        print(
+            "published form \(form.id) v\(form.version) (\(form.fields.count) fields); agents receive it at their next sync"
+        )
     }
 }
 
@@ -145,7 +172,9 @@ struct FormsList: AsyncParsableCommand {
 }
 
 struct CampaignsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "campaigns", abstract: "Campaign progress per commune (hub operator).", subcommands: [CampaignsList.self, CampaignsPublish.self])
+    static let configuration = CommandConfiguration(
+        commandName: "campaigns", abstract: "Campaign progress per commune (hub operator).",
+        subcommands: [CampaignsList.self, CampaignsPublish.self])
 }
 
 struct CampaignsList: AsyncParsableCommand {
@@ -158,10 +187,13 @@ struct CampaignsList: AsyncParsableCommand {
         if json { return try printJSON(cs) }
         for c in cs {
             let pct = c.target > 0 ? Double(c.done) * 100 / Double(c.target) : 0
-            print("\(c.campaign.title) [\(c.campaign.id)]  \(c.done)/\(c.target) records (\(String(format: "%.2f", pct)) %)")
+            print(
+                "\(c.campaign.title) [\(c.campaign.id)]  \(c.done)/\(c.target) records (\(String(format: "%.2f", pct)) %)"
+            )
             for p in c.progress where all || p.records > 0 {
                 let share = p.target > 0 ? min(1, Double(p.records) / Double(p.target)) : 0
-                let bar = String(repeating: "█", count: Int(share * 20)) + String(repeating: "·", count: 20 - Int(share * 20))
+                let bar =
+                    String(repeating: "█", count: Int(share * 20)) + String(repeating: "·", count: 20 - Int(share * 20))
                 print("  \(bar) \(p.records)/\(p.target)  \(p.name) [\(p.commune)]")
             }
         }
@@ -169,7 +201,8 @@ struct CampaignsList: AsyncParsableCommand {
 }
 
 struct CampaignsPublish: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "publish", abstract: "Publish or update a campaign from a JSON file.")
+    static let configuration = CommandConfiguration(
+        commandName: "publish", abstract: "Publish or update a campaign from a JSON file.")
     @Argument var file: String
     @OptionGroup var hub: HubOptions
     func run() async throws {
@@ -180,11 +213,14 @@ struct CampaignsPublish: AsyncParsableCommand {
 }
 
 struct ConflictsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "conflicts", abstract: "Open conflicts and their resolution (hub operator).", subcommands: [ConflictsList.self, ConflictsResolve.self])
+    static let configuration = CommandConfiguration(
+        commandName: "conflicts", abstract: "Open conflicts and their resolution (hub operator).",
+        subcommands: [ConflictsList.self, ConflictsResolve.self])
 }
 
 struct ConflictsList: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List open conflicts with who wrote what, where and when.")
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List open conflicts with who wrote what, where and when.")
     @OptionGroup var hub: HubOptions
     @Flag var json = false
     func run() async throws {
@@ -192,29 +228,37 @@ struct ConflictsList: AsyncParsableCommand {
         if json { return try printJSON(cs) }
         if cs.isEmpty { print("No open conflicts.") }
         for c in cs {
-            print("\(c.kind == "edit_vs_delete" ? "EDIT vs DELETE" : "CONCURRENT EDITS")  record \(c.record)  field \(c.field)  commune \(c.commune)")
+            print(
+                "\(c.kind == "edit_vs_delete" ? "EDIT vs DELETE" : "CONCURRENT EDITS")  record \(c.record)  field \(c.field)  commune \(c.commune)"
+            )
             for (i, s) in c.sides.enumerated() {
                 let when = Date(timeIntervalSince1970: Double(s.timeMs) / 1000)
-                print("   \(i == 0 ? "shown " : "kept  ") \(s.value)   by \(s.origin)\(s.commune.map { " (\($0))" } ?? "") at \(when)")
+                print(
+                    "   \(i == 0 ? "shown " : "kept  ") \(s.value)   by \(s.origin)\(s.commune.map { " (\($0))" } ?? "") at \(when)"
+                )
             }
         }
     }
 }
 
 struct ConflictsResolve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "resolve", abstract: "Resolve a conflict: keep the shown value, or set --value.")
+    static let configuration = CommandConfiguration(
+        commandName: "resolve", abstract: "Resolve a conflict: keep the shown value, or set --value.")
     @Argument var record: String
     @Argument var field: String
     @Option(help: "The value to keep (default: the value shown).") var value: String?
     @OptionGroup var hub: HubOptions
     func run() async throws {
-        _ = try await hub.client().call("POST", "conflicts/resolve", body: ResolveRequest(record: record, field: field, value: value), as: HubRecordJSON.self)
+        _ = try await hub.client().call(
+            "POST", "conflicts/resolve", body: ResolveRequest(record: record, field: field, value: value),
+            as: HubRecordJSON.self)
         print("resolved \(record).\(field)")
     }
 }
 
 struct QuarantineCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "quarantine", abstract: "Values the hub refused to merge, with the reason.")
+    static let configuration = CommandConfiguration(
+        commandName: "quarantine", abstract: "Values the hub refused to merge, with the reason.")
     @OptionGroup var hub: HubOptions
     @Flag var json = false
     func run() async throws {
@@ -226,7 +270,8 @@ struct QuarantineCommand: AsyncParsableCommand {
 }
 
 struct AuditCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Trace a record's values to the signed change sets that wrote them.")
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "Trace a record's values to the signed change sets that wrote them.")
     @Argument var record: String
     @OptionGroup var hub: HubOptions
     @Flag var json = false
@@ -235,7 +280,9 @@ struct AuditCommand: AsyncParsableCommand {
         if json { return try printJSON(a) }
         if a.isEmpty { print("No agent change set wrote the current values (they are hub operator writes).") }
         for e in a {
-            print("change set \(e.changeSet) by \(e.origin), seq \(e.seqFrom)...\(e.seqTo), \(e.writes) writes, signature \(e.signatureValid ? "VALID" : "INVALID")")
+            print(
+                "change set \(e.changeSet) by \(e.origin), seq \(e.seqFrom)...\(e.seqTo), \(e.writes) writes, signature \(e.signatureValid ? "VALID" : "INVALID")"
+            )
         }
     }
 }
