@@ -224,14 +224,9 @@ public final class HubService: Sendable {
             }
             let now = store.nowMillis()
             let skew = Int64(bitPattern: timeMs) - Int64(bitPattern: now)
-            guard abs(skew) <= Int64(store.futureBoundMillis) else {
-                try? store.noteContact(
-                    agent: agentID, skewMs: skew, ackedCursor: nil, error: "clock skew \(skew / 1000) s")
-                return .error(
-                    400, code: "clock_skew",
-                    "the agent's clock is \(skew / 1000) s off the hub's (limit \(store.futureBoundMillis / 1000) s): the agent corrects this by itself from X-Ferry-Time; if it persists, set the PC's date and time"
-                )
-            }
+            // A skewed clock is recorded, not refused: a download changes nothing
+            // at the hub, and its signed answer is how the agent learns the
+            // hub's time and corrects its clock.
             let (body, seqTo, more) = try store.changes(for: agent, since: since, maxBytes: maxBytes)
             try store.noteContact(agent: agentID, skewMs: skew, ackedCursor: since, error: nil)
             metrics.add("ferry_pulls_total")
