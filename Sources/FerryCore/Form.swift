@@ -197,6 +197,11 @@ public struct CampaignDefinition: Sendable, Codable, Hashable {
     public var targets: [String: Int]
     public var status: String
 
+    // "form" reads the same in camelCase and snake_case JSON.
+    enum CodingKeys: String, CodingKey {
+        case id, title, formID = "form", starts, ends, targets, status
+    }
+
     public init(
         id: String, title: String, formID: String, starts: String, ends: String, targets: [String: Int], status: String
     ) {

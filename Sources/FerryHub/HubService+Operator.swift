@@ -77,7 +77,7 @@ public struct AgentJSON: Codable, Sendable {
     public var lastSkewMs: Int64?
     public var appliedSeq: UInt64
     public var ackedCursor: UInt64
-    /// Hub-stream changes the agent has not acknowledged yet.
+    /// Changes for the agent (its commune, the catalog) it has not acknowledged yet.
     public var lag: UInt64
     public var lastError: String?
 }
@@ -254,14 +254,13 @@ extension HubService {
 
     func status() throws -> HubStatusJSON {
         let names = Dictionary(try store.communes().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
-        let head = try store.streamSeq()
         let agents = try store.agents().map { a in
             AgentJSON(
                 id: a.id, commune: a.commune, communeName: names[a.commune] ?? a.commune, status: a.status,
                 hostname: a.hostname,
                 lastSeenMs: a.lastSeenMs, lastSkewMs: a.lastSkewMs, appliedSeq: a.appliedSeq,
                 ackedCursor: a.ackedCursor,
-                lag: head > a.ackedCursor ? head - a.ackedCursor : 0, lastError: a.lastError)
+                lag: UInt64((try? store.lag(of: a)) ?? 0), lastError: a.lastError)
         }
         return HubStatusJSON(
             version: FerryVersion.string, timeMs: store.nowMillis(), totals: try store.totals(), agents: agents)

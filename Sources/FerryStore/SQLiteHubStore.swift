@@ -644,6 +644,20 @@ public final class SQLiteHubStore: Sendable {
         }
     }
 
+    /// Changes waiting for an agent: its commune's leaves by others and catalog
+    /// entries after the cursor it last acknowledged.
+    public func lag(of agent: AgentInfo) throws -> Int {
+        try pool.read { db in
+            let c = Int64(agent.ackedCursor)
+            let leaves =
+                try Int.fetchOne(
+                    db, sql: "SELECT count(*) FROM leaves WHERE commune = ? AND seq > ? AND origin != ?",
+                    arguments: [agent.commune, c, agent.id]) ?? 0
+            let catalog = try Int.fetchOne(db, sql: "SELECT count(*) FROM catalog WHERE seq > ?", arguments: [c]) ?? 0
+            return leaves + catalog
+        }
+    }
+
     /// Totals for `ferry status` at the hub and for metrics.
     public func totals() throws -> [String: Int] {
         try pool.read { db in

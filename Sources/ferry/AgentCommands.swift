@@ -52,8 +52,11 @@ struct AgentRun: AsyncParsableCommand {
             engine: engine, interval: interval ?? config.syncIntervalSeconds, logger: logger, maxRounds: rounds)
         logger.notice(
             "agent started", metadata: ["ferry.agent": "\(config.agentID)", "ferry.dir": "\(home.directory)"])
+        // With --rounds the loop ends by itself: that is success, not a crash.
         let group = ServiceGroup(
-            configuration: .init(services: [svc], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(
+                services: [.init(service: svc, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.notice("agent stopped")
     }

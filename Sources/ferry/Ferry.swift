@@ -9,7 +9,7 @@ struct Ferry: AsyncParsableCommand {
         abstract: "Ferry: offline-first sync of commune records with the provincial hub.",
         discussion: """
             Start here:  ferry demo                          (a hub and three agents syncing, on this machine)
-            At a commune: ferry status --dir /var/lib/ferry   (is this commune in sync? what is wrong?)
+            At a commune: ferry status                        (is this commune in sync? what is wrong?)
             """,
         version: "0.1.0",
         subcommands: [

@@ -51,7 +51,9 @@ struct HubServe: AsyncParsableCommand {
         let urlPath = home.urlPath
         let host = host
         let app = HubServer.application(service: service, host: host, port: port, logger: logger) { bound in
-            let url = "http://\(host):\(bound)"
+            // hub.url is for local CLI use: a wildcard bind is reached on loopback.
+            let local = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
+            let url = "http://\(local):\(bound)"
             try? (url + "\n").write(toFile: urlPath, atomically: true, encoding: .utf8)
             logger.notice("hub listening", metadata: ["ferry.url": "\(url)"])
         }
