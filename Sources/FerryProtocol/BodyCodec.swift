@@ -4,6 +4,9 @@ import SwiftProtobuf
 
 /// Encodes and decodes ``ChangeSetBody`` in the columnar layout of SPEC §5.
 public enum BodyCodec {
+    /// What encode() writes for a record without a scope.
+    static let noScope = RecordScope(formID: "", formVersion: 0, commune: "")
+
     /// Encodes deterministically: origins and fields sorted bytewise, records
     /// sorted by id, writes sorted by (field, record, write id).
     public static func encode(_ body: ChangeSetBody) -> [UInt8] {
@@ -32,7 +35,7 @@ public enum BodyCodec {
         m.recordScope.reserveCapacity(records.count)
         for r in records {
             ids += r.bytes
-            let scope = body.scopes[r] ?? RecordScope(formID: "", formVersion: 0, commune: "")
+            let scope = body.scopes[r] ?? noScope
             if let i = scopeIndex[scope] {
                 m.recordScope.append(i)
             } else {
@@ -135,7 +138,9 @@ public enum BodyCodec {
                 throw .malformed("record \(r) names scope \(si) of \(scopeTable.count)")
             }
             records.append(r)
-            scopes[r] = scopeTable[si]
+            // encode() writes an empty scope for a record that has none; read it back as
+            // none, so ReceiveChecks can refuse a write to a record without a scope.
+            if scopeTable[si] != Self.noScope { scopes[r] = scopeTable[si] }
         }
         let n = m.writeRecordDelta.count
         guard m.writeField.count == n, m.writeHlcDelta.count == n, m.writeOrigin.count == n, m.writeType.count == n,

@@ -43,8 +43,10 @@ public enum Compressor {
             }
             return Array(out.prefix(size))
         case .zlib:
-            var out = [UInt8](repeating: 0, count: max(size, 1))
-            var len = uLong(size)
+            // One spare byte: with a 0-byte buffer zlib inflates into a private byte and
+            // reports success, so a non-empty stream would pass as an empty body.
+            var out = [UInt8](repeating: 0, count: size + 1)
+            var len = uLong(size + 1)
             let rc = uncompress(&out, &len, bytes, uLong(bytes.count))
             guard rc == Z_OK, Int(len) == size else {
                 throw .malformed("the zlib body is corrupt or not \(size) bytes")
