@@ -89,7 +89,7 @@ public struct FormDefinition: Sendable, Codable, Hashable {
             }
             return nil
         case (.int, .int(let i)):
-            return Self.bounds(field, Double(i), spec)
+            return Self.bounds(field, Double(i), spec, integer: true)
         case (.double, .double(let d)):
             guard d.isFinite else { return "'\(field)' must be a finite number" }
             return Self.bounds(field, d, spec)
@@ -154,13 +154,10 @@ public struct FormDefinition: Sendable, Codable, Hashable {
         }
     }
 
-    private static func bounds(_ field: String, _ x: Double, _ spec: FieldSpec) -> String? {
-        if let lo = spec.min, x < lo {
-            return "'\(field)' must be at least \(Value.formatDouble(lo)), got \(Value.formatDouble(x))"
-        }
-        if let hi = spec.max, x > hi {
-            return "'\(field)' must be at most \(Value.formatDouble(hi)), got \(Value.formatDouble(x))"
-        }
+    private static func bounds(_ field: String, _ x: Double, _ spec: FieldSpec, integer: Bool = false) -> String? {
+        let f = { (d: Double) in integer ? String(Int64(d)) : Value.formatDouble(d) }
+        if let lo = spec.min, x < lo { return "'\(field)' must be at least \(f(lo)), got \(f(x))" }
+        if let hi = spec.max, x > hi { return "'\(field)' must be at most \(f(hi)), got \(f(x))" }
         return nil
     }
 

@@ -21,8 +21,15 @@ public struct RecordID: Sendable, Hashable, Comparable, CustomStringConvertible 
 
     /// Parses the canonical 8-4-4-4-12 hex form (case-insensitive); nil when malformed.
     public init?(_ text: String) {
-        let hex = text.utf8.filter { $0 != UInt8(ascii: "-") }
-        guard hex.count == 32, text.utf8.count == 36 || text.utf8.count == 32 else { return nil }
+        let u = Array(text.utf8)
+        if u.count == 36 {
+            // Canonical form: dashes exactly at 8, 13, 18 and 23.
+            for (i, c) in u.enumerated() where (c == UInt8(ascii: "-")) != [8, 13, 18, 23].contains(i) { return nil }
+        } else if u.count != 32 {
+            return nil
+        }
+        let hex = u.filter { $0 != UInt8(ascii: "-") }
+        guard hex.count == 32 else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(16)
         var it = hex.makeIterator()
