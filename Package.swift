@@ -54,7 +54,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
-        .target(name: "FerryTesting", dependencies: ["FerryCore", "FerryCrypto", "FerryProtocol"], swiftSettings: strict),
+        .target(
+            name: "FerryTesting", dependencies: ["FerryCore", "FerryCrypto", "FerryProtocol"], swiftSettings: strict),
         .executableTarget(
             name: "ferry",
             dependencies: [
@@ -66,8 +67,22 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryTesting"], swiftSettings: strict),
         .testTarget(name: "FerryCryptoTests", dependencies: ["FerryCrypto"], swiftSettings: strict),
-        .testTarget(name: "FerryProtocolTests", dependencies: ["FerryProtocol", "FerryTesting"], swiftSettings: strict),
-        .testTarget(name: "FerryStoreTests", dependencies: ["FerryStore", "FerryTesting"], swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["FerryCore", "FerryTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "FerryProtocolTests", dependencies: ["FerryProtocol", "FerryTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "FerryStoreTests",
+            dependencies: [
+                "FerryStore", "FerryTesting", "FerryCore", "FerryProtocol", "FerryCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict),
+        // Drives the built `ferry` executable; reads replicas and crafts envelopes directly.
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "FerryCore", "FerryTesting", "FerryStore", "FerryAgent", "FerryProtocol", "FerryCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict),
     ]
 )
