@@ -83,9 +83,11 @@ public struct CivilDate: Sendable, Hashable, CustomStringConvertible {
     /// Parses `YYYY-MM-DD`; nil when malformed or not a real day.
     public init?(iso: String) {
         // Digits only: Int() would also take a sign ("+202-01-01").
-        guard iso.utf8.count == 10, iso.utf8.enumerated().allSatisfy({ i, c in
-            i == 4 || i == 7 ? c == UInt8(ascii: "-") : (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
-        }) else { return nil }
+        guard iso.utf8.count == 10,
+            iso.utf8.enumerated().allSatisfy({ i, c in
+                i == 4 || i == 7 ? c == UInt8(ascii: "-") : (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
+            })
+        else { return nil }
         let parts = iso.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
             let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),

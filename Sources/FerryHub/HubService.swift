@@ -178,7 +178,8 @@ public final class HubService: Sendable {
                 status, code: e.code.rawValue, e.description, expectedSeq: e.expectedSeq, changeSet: e.changeSetID)
         case let e as HubError:
             metrics.add("ferry_changesets_refused_total", "code=\"\(e.code.rawValue)\"")
-            logger.warning("change set refused", metadata: ["ferry.code": "\(e.code.rawValue)", "ferry.reason": "\(e.message)"])
+            logger.warning(
+                "change set refused", metadata: ["ferry.code": "\(e.code.rawValue)", "ferry.reason": "\(e.message)"])
             return .error(e.code == .revoked || e.code == .scope ? 403 : 400, code: e.code.rawValue, e.message)
         default:
             logger.error("internal error", metadata: ["ferry.error": "\(error)"])

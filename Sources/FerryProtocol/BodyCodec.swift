@@ -32,12 +32,14 @@ public enum BodyCodec {
         var scopeIndex: [RecordScope: UInt32] = [:]
         var ids: [UInt8] = []
         ids.reserveCapacity(records.count * 16)
-        m.recordScope.reserveCapacity(records.count)
+        var recordScope: [UInt32] = []
+        recordScope.reserveCapacity(records.count)
+        var scopeTable: [Ferry_V1_RecordScopeV1] = []
         for r in records {
             ids += r.bytes
             let scope = body.scopes[r] ?? noScope
             if let i = scopeIndex[scope] {
-                m.recordScope.append(i)
+                recordScope.append(i)
             } else {
                 let i = UInt32(scopeIndex.count)
                 scopeIndex[scope] = i
@@ -45,10 +47,12 @@ public enum BodyCodec {
                 s.formID = scope.formID
                 s.formVersion = UInt32(clamping: scope.formVersion)
                 s.commune = scope.commune
-                m.scopes.append(s)
-                m.recordScope.append(i)
+                scopeTable.append(s)
+                recordScope.append(i)
             }
         }
+        m.scopes = scopeTable
+        m.recordScope = recordScope
         m.recordIds = Data(ids)
 
         let writes = body.writes.sorted {
@@ -58,43 +62,77 @@ public enum BodyCodec {
             if $0.record != $1.record { return $0.record < $1.record }
             return $0.id < $1.id
         }
+        // Columns are built in locals and assigned once: appending through the
+        // message's accessors copies its storage array on every append.
+        var recordDelta: [Int32] = []
+        var fieldCol: [UInt32] = []
+        var hlcDelta: [Int64] = []
+        var originCol: [UInt32] = []
+        var typeCol: [UInt32] = []
+        var ints: [Int64] = []
+        var doubles: [Double] = []
+        var strings: [String] = []
+        var blobs: [Data] = []
+        var prevCount: [UInt32] = []
+        var refFlags: [UInt32] = []
+        var refHlc: [Int64] = []
+        var refOrigin: [UInt32] = []
+        recordDelta.reserveCapacity(writes.count)
+        fieldCol.reserveCapacity(writes.count)
+        hlcDelta.reserveCapacity(writes.count)
+        originCol.reserveCapacity(writes.count)
+        typeCol.reserveCapacity(writes.count)
+        prevCount.reserveCapacity(writes.count)
+        refFlags.reserveCapacity(writes.count)
         var lastRecord: Int32 = 0
         var lastHLC: UInt64 = 0
         for w in writes {
             let ri = recordIndex[w.record] ?? 0
-            m.writeRecordDelta.append(ri &- lastRecord)
+            recordDelta.append(ri &- lastRecord)
             lastRecord = ri
-            m.writeField.append(fieldIndex[w.field] ?? 0)
-            m.writeHlcDelta.append(Int64(bitPattern: w.id.hlc.raw &- lastHLC))
+            fieldCol.append(fieldIndex[w.field] ?? 0)
+            hlcDelta.append(Int64(bitPattern: w.id.hlc.raw &- lastHLC))
             lastHLC = w.id.hlc.raw
-            m.writeOrigin.append(originIndex[w.id.origin] ?? 0)
+            originCol.append(originIndex[w.id.origin] ?? 0)
             switch w.value {
-            case .null: m.writeType.append(0)
-            case .bool(let b): m.writeType.append(b ? 2 : 1)
+            case .null: typeCol.append(0)
+            case .bool(let b): typeCol.append(b ? 2 : 1)
             case .int(let i):
-                m.writeType.append(3)
-                m.intValues.append(i)
+                typeCol.append(3)
+                ints.append(i)
             case .double(let d):
-                m.writeType.append(4)
-                m.doubleValues.append(d)
+                typeCol.append(4)
+                doubles.append(d)
             case .text(let s):
-                m.writeType.append(5)
-                m.stringValues.append(s)
+                typeCol.append(5)
+                strings.append(s)
             case .date(let d):
-                m.writeType.append(6)
-                m.intValues.append(Int64(d))
+                typeCol.append(6)
+                ints.append(Int64(d))
             case .bytes(let b):
-                m.writeType.append(7)
-                m.bytesValues.append(Data(b))
+                typeCol.append(7)
+                blobs.append(Data(b))
             }
-            m.writePrevCount.append(UInt32(w.prev.count))
-            m.writeRefFlags.append((w.alive == nil ? 0 : 1) | UInt32(w.covers.count) << 1)
-            let refs = w.prev + (w.alive.map { [$0] } ?? []) + w.covers
-            for r in refs {
-                m.refHlcDelta.append(Int64(bitPattern: w.id.hlc.raw &- r.hlc.raw))
-                m.refOrigin.append(originIndex[r.origin] ?? 0)
+            prevCount.append(UInt32(w.prev.count))
+            refFlags.append((w.alive == nil ? 0 : 1) | UInt32(w.covers.count) << 1)
+            for r in w.prev + (w.alive.map { [$0] } ?? []) + w.covers {
+                refHlc.append(Int64(bitPattern: w.id.hlc.raw &- r.hlc.raw))
+                refOrigin.append(originIndex[r.origin] ?? 0)
             }
         }
+        m.writeRecordDelta = recordDelta
+        m.writeField = fieldCol
+        m.writeHlcDelta = hlcDelta
+        m.writeOrigin = originCol
+        m.writeType = typeCol
+        m.intValues = ints
+        m.doubleValues = doubles
+        m.stringValues = strings
+        m.bytesValues = blobs
+        m.writePrevCount = prevCount
+        m.writeRefFlags = refFlags
+        m.refHlcDelta = refHlc
+        m.refOrigin = refOrigin
         m.catalog = body.catalog.map { item in
             var c = Ferry_V1_CatalogItemV1()
             c.kind = item.kind.rawValue
@@ -142,11 +180,16 @@ public enum BodyCodec {
             // none, so ReceiveChecks can refuse a write to a record without a scope.
             if scopeTable[si] != Self.noScope { scopes[r] = scopeTable[si] }
         }
-        let n = m.writeRecordDelta.count
-        guard m.writeField.count == n, m.writeHlcDelta.count == n, m.writeOrigin.count == n, m.writeType.count == n,
-            m.writePrevCount.count == n, m.writeRefFlags.count == n
+        // Read each column once (the message's accessors go through its storage).
+        let recordDelta = m.writeRecordDelta, fieldCol = m.writeField, hlcDelta = m.writeHlcDelta
+        let originCol = m.writeOrigin, typeCol = m.writeType, intCol = m.intValues, doubleCol = m.doubleValues
+        let stringCol = m.stringValues, bytesCol = m.bytesValues, prevCol = m.writePrevCount, flagCol = m.writeRefFlags
+        let refHlcCol = m.refHlcDelta, refOriginCol = m.refOrigin
+        let n = recordDelta.count
+        guard fieldCol.count == n, hlcDelta.count == n, originCol.count == n, typeCol.count == n,
+            prevCol.count == n, flagCol.count == n
         else { throw .malformed("the write columns have different lengths") }
-        guard m.refHlcDelta.count == m.refOrigin.count else {
+        guard refHlcCol.count == refOriginCol.count else {
             throw .malformed("the ref columns have different lengths")
         }
 
@@ -160,63 +203,63 @@ public enum BodyCodec {
             return origins[Int(i)]
         }
         for i in 0..<n {
-            rec += Int64(m.writeRecordDelta[i])
+            rec += Int64(recordDelta[i])
             guard rec >= 0, rec < Int64(records.count) else {
                 throw .malformed("write \(i) names record \(rec) of \(records.count)")
             }
-            let fi = Int(m.writeField[i])
+            let fi = Int(fieldCol[i])
             guard fi < fields.count else { throw .malformed("write \(i) names field \(fi) of \(fields.count)") }
-            hlc = hlc &+ UInt64(bitPattern: m.writeHlcDelta[i])
-            let id = WriteID(hlc: HLC(raw: hlc), origin: try origin(m.writeOrigin[i]))
+            hlc = hlc &+ UInt64(bitPattern: hlcDelta[i])
+            let id = WriteID(hlc: HLC(raw: hlc), origin: try origin(originCol[i]))
             let value: Value
-            switch m.writeType[i] {
+            switch typeCol[i] {
             case 0: value = .null
             case 1: value = .bool(false)
             case 2: value = .bool(true)
             case 3, 6:
-                guard ints < m.intValues.count else { throw .malformed("int_values is too short") }
-                let x = m.intValues[ints]
+                guard ints < intCol.count else { throw .malformed("int_values is too short") }
+                let x = intCol[ints]
                 ints += 1
-                if m.writeType[i] == 3 {
+                if typeCol[i] == 3 {
                     value = .int(x)
                 } else {
                     guard let d = Int32(exactly: x) else { throw .malformed("date out of range") }
                     value = .date(d)
                 }
             case 4:
-                guard doubles < m.doubleValues.count else { throw .malformed("double_values is too short") }
-                value = .double(m.doubleValues[doubles])
+                guard doubles < doubleCol.count else { throw .malformed("double_values is too short") }
+                value = .double(doubleCol[doubles])
                 doubles += 1
             case 5:
-                guard strings < m.stringValues.count else { throw .malformed("string_values is too short") }
-                let s = m.stringValues[strings]
+                guard strings < stringCol.count else { throw .malformed("string_values is too short") }
+                let s = stringCol[strings]
                 strings += 1
                 guard s.utf8.count <= Value.maxStringBytes else {
                     throw .malformed("a string is over \(Value.maxStringBytes) bytes")
                 }
                 value = .text(normalize ? s.nfc : s)
             case 7:
-                guard blobs < m.bytesValues.count else { throw .malformed("bytes_values is too short") }
-                let b = m.bytesValues[blobs]
+                guard blobs < bytesCol.count else { throw .malformed("bytes_values is too short") }
+                let b = bytesCol[blobs]
                 blobs += 1
                 guard b.count <= Value.maxBytes else {
                     throw .malformed("a bytes value is over \(Value.maxBytes) bytes")
                 }
                 value = .bytes([UInt8](b))
             default:
-                throw .malformed("write \(i) has unknown value type \(m.writeType[i])")
+                throw .malformed("write \(i) has unknown value type \(typeCol[i])")
             }
-            let prevCount = Int(m.writePrevCount[i])
-            let flags = m.writeRefFlags[i]
+            let prevCount = Int(prevCol[i])
+            let flags = flagCol[i]
             let coversCount = Int(flags >> 1)
             let total = prevCount + Int(flags & 1) + coversCount
-            guard total <= m.refOrigin.count - refs else { throw .malformed("write \(i) names more refs than remain") }
+            guard total <= refOriginCol.count - refs else { throw .malformed("write \(i) names more refs than remain") }
             var list: [WriteID] = []
             list.reserveCapacity(total)
             for k in refs..<(refs + total) {
                 list.append(
                     WriteID(
-                        hlc: HLC(raw: hlc &- UInt64(bitPattern: m.refHlcDelta[k])), origin: try origin(m.refOrigin[k])))
+                        hlc: HLC(raw: hlc &- UInt64(bitPattern: refHlcCol[k])), origin: try origin(refOriginCol[k])))
             }
             refs += total
             let alive = flags & 1 == 1 ? list[prevCount] : nil
@@ -226,8 +269,8 @@ public enum BodyCodec {
                     value: value,
                     alive: alive, covers: Array(list[(prevCount + Int(flags & 1))...])))
         }
-        guard ints == m.intValues.count, doubles == m.doubleValues.count, strings == m.stringValues.count,
-            blobs == m.bytesValues.count, refs == m.refOrigin.count
+        guard ints == intCol.count, doubles == doubleCol.count, strings == stringCol.count,
+            blobs == bytesCol.count, refs == refOriginCol.count
         else { throw .malformed("value or ref columns have entries no write uses") }
         var catalog: [CatalogItem] = []
         for c in m.catalog {

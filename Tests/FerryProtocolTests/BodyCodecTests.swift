@@ -28,7 +28,8 @@ struct BodyCodecTests {
             let same = decoded == body
             #expect(
                 same,
-                "seed \(seed): \(decoded.writes.count)/\(body.writes.count) writes, \(decoded.scopes.count)/\(body.scopes.count) scopes")
+                "seed \(seed): \(decoded.writes.count)/\(body.writes.count) writes, \(decoded.scopes.count)/\(body.scopes.count) scopes"
+            )
             #expect(decoded.writes.count == body.writes.count, "seed \(seed)")
             // Deterministic: the same body in another order encodes to the same bytes.
             var shuffled = body
@@ -50,7 +51,8 @@ struct BodyCodecTests {
     @Test func aRecordWrittenWithoutAScopeDecodesWithoutOne() throws {
         // So that ReceiveChecks can refuse it; encode() puts an empty placeholder on the wire.
         let r = RecordID(high: 1, low: 2)
-        let w = FieldWrite(record: r, field: "owner", id: WriteID(hlc: HLC(raw: 5), origin: OriginID("a")), value: .int(1))
+        let w = FieldWrite(
+            record: r, field: "owner", id: WriteID(hlc: HLC(raw: 5), origin: OriginID("a")), value: .int(1))
         let decoded = try BodyCodec.decode(BodyCodec.encode(ChangeSetBody(writes: [w])))
         #expect(decoded.writes == [w])
         #expect(decoded.scopes.isEmpty)

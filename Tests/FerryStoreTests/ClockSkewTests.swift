@@ -17,12 +17,15 @@ struct ClockSkewTests {
         let hub = try SQLiteHubStore(path: dir + "/hub.sqlite")
         let form = try Seed.form
         try hub.publish(form: form)
-        try hub.publish(.commune, key: "24781", json: Array(#"{"code":"24781","name":"Phường Xuân Hương - Đà Lạt","kind":"phường"}"#.utf8))
+        try hub.publish(
+            .commune, key: "24781",
+            json: Array(#"{"code":"24781","name":"Phường Xuân Hương - Đà Lạt","kind":"phường"}"#.utf8))
         let hubID = Identity()
         let agentID = Identity()
         let secret = try hub.issueToken(commune: "24781")
         let info = try hub.enroll(
-            secret: secret, commune: "24781", signKey: agentID.signing.publicKey, kxKey: agentID.kx.publicKey, hostname: "pc")
+            secret: secret, commune: "24781", signKey: agentID.signing.publicKey, kxKey: agentID.kx.publicKey,
+            hostname: "pc")
 
         let wall2099 = ManualClock(millis: 4_070_908_800_000)
         let agent = try AgentStore(path: dir + "/agent.sqlite", origin: OriginID(info.id), wall: wall2099)
