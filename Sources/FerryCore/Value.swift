@@ -65,7 +65,15 @@ public enum Value: Sendable, Hashable {
 
 extension String {
     /// This string in Unicode Normalization Form C.
-    public var nfc: String { precomposedStringWithCanonicalMapping }
+    ///
+    /// Fast path: a string made only of U+0000–U+02FF and U+1E00–U+1EFF
+    /// (ASCII, Latin-1, Latin Extended, precomposed Vietnamese) is already NFC:
+    /// each of those is its own NFC form with combining class 0, and none
+    /// composes with another. Anything else goes through Foundation.
+    public var nfc: String {
+        if unicodeScalars.allSatisfy({ $0.value < 0x300 || (0x1E00...0x1EFF).contains($0.value) }) { return self }
+        return precomposedStringWithCanonicalMapping
+    }
 }
 
 /// A calendar date without time zone, stored as days since 1970-01-01.

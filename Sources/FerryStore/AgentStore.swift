@@ -276,17 +276,29 @@ public final class AgentStore: Sendable {
             var rng = SystemRandomNumberGenerator()
             var made: [RecordID] = []
             made.reserveCapacity(rows.count)
-            let scope = RecordScope(formID: form.id, formVersion: form.version, commune: commune)
+            let insertRecord = try db.cachedStatement(
+                sql: "INSERT INTO records(id, form_id, form_version, commune, state, deleted) VALUES (?, ?, ?, ?, ?, ?)"
+            )
+            let insertPending = try db.cachedStatement(
+                sql: "INSERT INTO outbox(record, batch, writes, n) VALUES (?, ?, ?, ?)")
             for (i, values) in rows.enumerated() {
                 let h = c.now()
                 let rid = ids?[i] ?? RecordID.v7(millis: h.millis, using: &rng)
-                if try Self.load(rid, db) != nil { throw StoreError("record \(rid) already exists") }
-                var fields: [String: FieldWrite] = [:]
-                for (f, v) in values where !v.isNull {
-                    fields[f] = FieldWrite(record: rid, field: f, id: WriteID(hlc: h, origin: origin), value: v)
+                let writes = values.filter { !$0.value.isNull }.sorted { $0.key < $1.key }.map { f, v in
+                    FieldWrite(record: rid, field: f, id: WriteID(hlc: h, origin: origin), value: v)
                 }
-                try Self.store(rid, Stored(scope: scope, fields: fields), db)
-                try Self.storePending(rid, batch: 0, fields, db)
+                // The new record's winners and its pending writes are the same
+                // writes: encode once. A plain INSERT refuses an existing id.
+                let blob = RecordCodec.encode(writes)
+                do {
+                    try insertRecord.execute(arguments: [
+                        Columns.blob(rid), form.id, form.version, commune, blob,
+                        values[deletedField] == .bool(true) ? 1 : 0,
+                    ])
+                } catch let e as DatabaseError where e.resultCode == .SQLITE_CONSTRAINT {
+                    throw StoreError("record \(rid) already exists")
+                }
+                try insertPending.execute(arguments: [Columns.blob(rid), 0, blob, writes.count])
                 made.append(rid)
             }
             try save(c, db)

@@ -23,7 +23,7 @@ enum RecordCodec {
         var body: [UInt8] = []
         body.reserveCapacity(writes.count * 24)
         for w in writes {
-            putBytes(&body, Array(w.field.utf8))
+            putUTF8(&body, w.field)
             putVarint(&body, w.id.hlc.raw)
             putVarint(&body, UInt64(idx(w.id.origin)))
             switch w.value {
@@ -38,7 +38,7 @@ enum RecordCodec {
                 withUnsafeBytes(of: &bits) { body.append(contentsOf: $0) }
             case .text(let s):
                 body.append(5)
-                putBytes(&body, Array(s.utf8))
+                putUTF8(&body, s)
             case .date(let d):
                 body.append(6)
                 putVarint(&body, zigzag(Int64(d)))
@@ -60,7 +60,7 @@ enum RecordCodec {
         var out: [UInt8] = [1]
         out.reserveCapacity(body.count + 16)
         putVarint(&out, UInt64(origins.count))
-        for o in origins { putBytes(&out, Array(o.rawValue.utf8)) }
+        for o in origins { putUTF8(&out, o.rawValue) }
         putVarint(&out, UInt64(writes.count))
         out += body
         return Data(out)
@@ -173,6 +173,10 @@ enum RecordCodec {
             v >>= 7
         }
         out.append(UInt8(v))
+    }
+    static func putUTF8(_ out: inout [UInt8], _ s: String) {
+        putVarint(&out, UInt64(s.utf8.count))
+        out.append(contentsOf: s.utf8)
     }
     static func putBytes(_ out: inout [UInt8], _ b: [UInt8]) {
         putVarint(&out, UInt64(b.count))
