@@ -5,7 +5,8 @@ import Testing
 
 /// The seed data compiled into `ferry` must be exactly the files shipped in hub/seed/.
 struct SeedTests {
-    static let seedDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../hub/seed")
+    static let seedDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+        "../../hub/seed")
 
     func file(_ name: String) throws -> String {
         try String(contentsOf: Self.seedDir.appendingPathComponent(name), encoding: .utf8)
@@ -34,7 +35,8 @@ struct SeedTests {
         #expect(form.problems().isEmpty)
         #expect(
             form.fields.map(\.name) == [
-                "owner_name", "owner_id", "address", "parcel_no", "area_m2", "land_use", "year_granted", "members", "lat",
+                "owner_name", "owner_id", "address", "parcel_no", "area_m2", "land_use", "year_granted", "members",
+                "lat",
                 "lon", "granted_on", "status",
             ])
         #expect(form.violation(field: "owner_id", value: .string("068123456789")) == nil)
