@@ -55,12 +55,15 @@ public enum BodyCodec {
         m.recordScope = recordScope
         m.recordIds = Data(ids)
 
-        let writes = body.writes.sorted {
-            let fa = fieldIndex[$0.field] ?? 0
-            let fb = fieldIndex[$1.field] ?? 0
-            if fa != fb { return fa < fb }
-            if $0.record != $1.record { return $0.record < $1.record }
-            return $0.id < $1.id
+        // Sort once by precomputed integer keys (hashing strings inside the
+        // comparator dominated encoding).
+        let all = body.writes
+        let fieldKey = all.map { fieldIndex[$0.field] ?? 0 }
+        let recordKey = all.map { recordIndex[$0.record] ?? 0 }
+        let order = all.indices.sorted { a, b in
+            if fieldKey[a] != fieldKey[b] { return fieldKey[a] < fieldKey[b] }
+            if recordKey[a] != recordKey[b] { return recordKey[a] < recordKey[b] }
+            return all[a].id < all[b].id
         }
         // Columns are built in locals and assigned once: appending through the
         // message's accessors copies its storage array on every append.
@@ -77,20 +80,21 @@ public enum BodyCodec {
         var refFlags: [UInt32] = []
         var refHlc: [Int64] = []
         var refOrigin: [UInt32] = []
-        recordDelta.reserveCapacity(writes.count)
-        fieldCol.reserveCapacity(writes.count)
-        hlcDelta.reserveCapacity(writes.count)
-        originCol.reserveCapacity(writes.count)
-        typeCol.reserveCapacity(writes.count)
-        prevCount.reserveCapacity(writes.count)
-        refFlags.reserveCapacity(writes.count)
+        recordDelta.reserveCapacity(all.count)
+        fieldCol.reserveCapacity(all.count)
+        hlcDelta.reserveCapacity(all.count)
+        originCol.reserveCapacity(all.count)
+        typeCol.reserveCapacity(all.count)
+        prevCount.reserveCapacity(all.count)
+        refFlags.reserveCapacity(all.count)
         var lastRecord: Int32 = 0
         var lastHLC: UInt64 = 0
-        for w in writes {
-            let ri = recordIndex[w.record] ?? 0
+        for k in order {
+            let w = all[k]
+            let ri = recordKey[k]
             recordDelta.append(ri &- lastRecord)
             lastRecord = ri
-            fieldCol.append(fieldIndex[w.field] ?? 0)
+            fieldCol.append(fieldKey[k])
             hlcDelta.append(Int64(bitPattern: w.id.hlc.raw &- lastHLC))
             lastHLC = w.id.hlc.raw
             originCol.append(originIndex[w.id.origin] ?? 0)
