@@ -1,6 +1,7 @@
 import FerryCore
 import FerryProtocol
 import FerryStore
+import FerryTesting
 import Foundation
 import GRDB
 import Testing
@@ -16,7 +17,7 @@ import Testing
 struct ReplicaDurabilityTests {
     @Test(.timeLimit(.minutes(2)))
     func aReplicaKilledMidImportOpensWithEveryRecordAndNoHalfImport() async throws {
-        let ferry = try FerryExecutable.path()
+        let ferry = try FerryBinary.path()
         let dir = try TempDir("durability")
         defer { dir.remove() }
         let agentDir = dir.file("agent")

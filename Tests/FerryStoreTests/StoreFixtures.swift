@@ -113,36 +113,3 @@ struct HubAndAgent {
         try agent.applyRemote(c.body, cursor: c.seqTo)
     }
 }
-
-/// Locates the `ferry` executable built with the tests: the test bundle sits in
-/// the same bin directory. `FERRY_BIN` overrides.
-enum FerryExecutable {
-    static func path() throws -> String {
-        let fm = FileManager.default
-        if let p = ProcessInfo.processInfo.environment["FERRY_BIN"], fm.isExecutableFile(atPath: p) { return p }
-        var dirs: [URL] = []
-        if let exe = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            dirs.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
-        }
-        dirs.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
-        for b in Bundle.allBundles { dirs.append(b.bundleURL.deletingLastPathComponent()) }
-        for d in dirs {
-            var dir = d
-            for _ in 0..<4 {
-                let candidate = dir.appendingPathComponent("ferry").path
-                var isDir: ObjCBool = false
-                if fm.fileExists(atPath: candidate, isDirectory: &isDir), !isDir.boolValue,
-                    fm.isExecutableFile(atPath: candidate)
-                {
-                    return candidate
-                }
-                dir = dir.deletingLastPathComponent()
-            }
-        }
-        struct Missing: Error, CustomStringConvertible { var description: String }
-        throw Missing(
-            description:
-                "the `ferry` executable was not found next to the test bundle (looked in \(dirs.map(\.path))): build it with `swift build --build-tests`, or set FERRY_BIN"
-        )
-    }
-}
