@@ -27,8 +27,12 @@ public struct HubHome: Sendable {
         let identity = Identity()
         try identity.save(path: keyPath)
         let token = hex(randomBytes(24))
-        FileManager.default.createFile(
-            atPath: tokenPath, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        guard
+            FileManager.default.createFile(
+                atPath: tokenPath, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        else {
+            throw HubError(.badRequest, "cannot write \(tokenPath): check the directory's permissions and free space")
+        }
         let store = try SQLiteHubStore(path: storePath)
         for c in Seed.communes {
             try store.publish(.commune, key: c.code, json: try JSONEncoder().encode(c).map { $0 })

@@ -39,8 +39,9 @@ public struct Identity: Sendable {
             "sign_public": hex(signing.publicKey.bytes), "kx_public": hex(kx.publicKey.bytes),
         ]
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
-        FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
-        guard let fh = FileHandle(forWritingAtPath: path) else { throw IdentityError("cannot write key file \(path)") }
+        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
+            let fh = FileHandle(forWritingAtPath: path)
+        else { throw IdentityError("cannot write key file \(path): check the directory's permissions and free space") }
         try fh.write(contentsOf: data)
         try fh.synchronize()
         try fh.close()

@@ -150,7 +150,7 @@ struct BenchMerge: AsyncParsableCommand {
                         "raw": sealed.bodyBytes.count, "zstd": sealed.compressedBody.count,
                         "zlib": Compressor.compress(sealed.bodyBytes, .zlib).count,
                     ]
-                    if let dump { FileManager.default.createFile(atPath: dump, contents: Data(sealed.bodyBytes)) }
+                    if let dump { try Data(sealed.bodyBytes).write(to: URL(fileURLWithPath: dump)) }
                     return (sealed.header.id, sealed.envelope)
                 })
         else { return ([], ["raw": 0, "zstd": 0, "zlib": 0]) }

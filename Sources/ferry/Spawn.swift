@@ -38,8 +38,10 @@ struct Spawn {
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
         p.currentDirectoryURL = URL(fileURLWithPath: directory)
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let fh = FileHandle(forWritingAtPath: log)
+        guard FileManager.default.createFile(atPath: log, contents: nil), let fh = FileHandle(forWritingAtPath: log)
+        else {
+            throw UserError("cannot create the log file \(log)")
+        }
         p.standardOutput = fh
         p.standardError = fh
         try p.run()
