@@ -116,13 +116,15 @@ struct BenchMerge: AsyncParsableCommand {
     }
 
     func generate(dir: String) throws -> String {
-        // The repository's copy, found from the working directory or from the
-        // executable (.build/<config>/ferry → the repository root).
-        let repo = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0])
-            .deletingLastPathComponent().appendingPathComponent("../..").standardized.path
-        let candidates = [
-            script, "../shared/workloads/w4_merge.py", "Benchmarks/w4_merge.py", repo + "/Benchmarks/w4_merge.py",
-        ].compactMap { $0 }
+        // The repository's copy, found from the working directory or above the
+        // executable (.build/<triple>/<config>/ferry sits inside the repository).
+        var dir = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0]).deletingLastPathComponent()
+        var upward: [String] = []
+        for _ in 0..<5 {
+            upward.append(dir.appendingPathComponent("Benchmarks/w4_merge.py").path)
+            dir = dir.deletingLastPathComponent()
+        }
+        let candidates = [script, "../shared/workloads/w4_merge.py", "Benchmarks/w4_merge.py"].compactMap { $0 } + upward
         guard let s = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
             throw UserError("cannot find w4_merge.py: pass --script PATH or --workload TSV")
         }
