@@ -118,13 +118,15 @@ struct BenchMerge: AsyncParsableCommand {
     func generate(dir: String) throws -> String {
         // The repository's copy, found from the working directory or above the
         // executable (.build/<triple>/<config>/ferry sits inside the repository).
-        var dir = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0]).deletingLastPathComponent()
+        let exe = Bundle.main.executablePath ?? CommandLine.arguments[0]
+        var up = URL(fileURLWithPath: exe).deletingLastPathComponent()
         var upward: [String] = []
         for _ in 0..<5 {
-            upward.append(dir.appendingPathComponent("Benchmarks/w4_merge.py").path)
-            dir = dir.deletingLastPathComponent()
+            upward.append(up.appendingPathComponent("Benchmarks/w4_merge.py").path)
+            up = up.deletingLastPathComponent()
         }
-        let candidates = [script, "../shared/workloads/w4_merge.py", "Benchmarks/w4_merge.py"].compactMap { $0 } + upward
+        let local = ["../shared/workloads/w4_merge.py", "Benchmarks/w4_merge.py"]
+        let candidates = [script].compactMap { $0 } + local + upward
         guard let s = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
             throw UserError("cannot find w4_merge.py: pass --script PATH or --workload TSV")
         }
