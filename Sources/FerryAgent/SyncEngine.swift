@@ -145,7 +145,8 @@ public final class SyncEngine: Sendable {
             id: randomBytes(16), origin: store.origin, seqFrom: ctx.seqFrom, seqTo: ctx.seqTo, ack: ctx.hubCursor,
             senderKeyID: identity.signing.publicKey.id, recipientKeyID: hubKX, createdHLC: ctx.now,
             compression: .zstd, commune: config.commune)
-        return try Envelope.seal(header: header, body: body, signer: identity.signing, key: keys.transmit)
+        return try Envelope.seal(
+            header: header, body: body, signer: identity.signing, key: keys.transmit, zstdLevel: Compressor.wireLevel)
     }
 
     func handleRefusal(_ a: HubAnswer, inflight: InFlight, restamped: inout Int) async throws {

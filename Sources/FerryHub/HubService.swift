@@ -243,7 +243,9 @@ public final class HubService: Sendable {
                 id: randomBytes(16), origin: .hub, seqFrom: since + 1, seqTo: seqTo, ack: agent.appliedSeq,
                 senderKeyID: identity.signing.publicKey.id, recipientKeyID: keyID(of: agent.kxPublicKey),
                 createdHLC: HLC(millis: now, counter: 0), commune: agent.commune, more: more)
-            let sealed = try Envelope.seal(header: header, body: body, signer: identity.signing, key: keys.transmit)
+            let sealed = try Envelope.seal(
+                header: header, body: body, signer: identity.signing, key: keys.transmit,
+                zstdLevel: Compressor.wireLevel)
             metrics.add("ferry_bytes_sent_total", "", Double(sealed.envelope.count))
             return HubReply(
                 status: 200, contentType: "application/octet-stream", body: sealed.envelope,

@@ -4,7 +4,13 @@ import CZstd
 /// zstd (level 3) and zlib (level 6) over the system libraries.
 public enum Compressor {
     /// Compresses `bytes` with `algorithm`.
-    public static func compress(_ bytes: [UInt8], _ algorithm: Compression) -> [UInt8] {
+    /// zstd level for what goes on the wire: the links are 64–256 kbit/s, so
+    /// bytes cost far more than CPU. On W4's 2.2 MB initial state level 19 is
+    /// ~16 % smaller than level 3 and ~10 % smaller than zlib level 6.
+    public static let wireLevel: Int32 = 19
+
+    /// Compresses `bytes` with `algorithm` (`level` applies to zstd; the receiver does not need it).
+    public static func compress(_ bytes: [UInt8], _ algorithm: Compression, level: Int32 = 3) -> [UInt8] {
         switch algorithm {
         case .none:
             return bytes
@@ -12,7 +18,7 @@ public enum Compressor {
             let cap = ZSTD_compressBound(bytes.count)
             var out = [UInt8](repeating: 0, count: cap)
             let n = out.withUnsafeMutableBytes { o in
-                bytes.withUnsafeBytes { i in ZSTD_compress(o.baseAddress, cap, i.baseAddress, bytes.count, 3) }
+                bytes.withUnsafeBytes { i in ZSTD_compress(o.baseAddress, cap, i.baseAddress, bytes.count, level) }
             }
             // ZSTD_compress fails only when the buffer is too small, and it is the bound.
             return ZSTD_isError(n) != 0 ? [] : Array(out.prefix(n))

@@ -67,11 +67,12 @@ public enum Envelope {
     ///   - key: the transmit key from crypto_kx with the recipient.
     ///   - nonce: 24 bytes; random when nil (tests and vectors pass one).
     public static func seal(
-        header: ChangeSetHeader, body: ChangeSetBody, signer: SigningKeyPair, key: SecretBytes, nonce: [UInt8]? = nil
+        header: ChangeSetHeader, body: ChangeSetBody, signer: SigningKeyPair, key: SecretBytes, nonce: [UInt8]? = nil,
+        zstdLevel: Int32 = 3
     ) throws(CryptoError) -> SealedChangeSet {
         var header = header
         let bodyBytes = BodyCodec.encode(body)
-        let compressed = Compressor.compress(bodyBytes, header.compression)
+        let compressed = Compressor.compress(bodyBytes, header.compression, level: zstdLevel)
         header.bodySize = UInt32(clamping: bodyBytes.count)
         let headerBytes = encodeHeader(header)
         let signature = signer.sign(signedMessage(headerBytes: headerBytes, compressedBody: compressed))

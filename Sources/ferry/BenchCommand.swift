@@ -59,7 +59,7 @@ struct BenchMerge: AsyncParsableCommand {
         t = Date()
         let (initEnv, initSizes) = try Self.export(a, keys: keys, from: "A", dump: dumpBodies.map { $0 + "/init.bin" })
         out["export_init_s"] = Date().timeIntervalSince(t)
-        out["init"] = initSizes
+        out["init"] = initSizes.filter { $0.key != "wire" }
 
         // 3. Apply into the empty replica B.
         t = Date()
@@ -79,8 +79,8 @@ struct BenchMerge: AsyncParsableCommand {
         // 5. Deltas both ways.
         let (ab, abSizes) = try Self.export(a, keys: keys, from: "A", dump: dumpBodies.map { $0 + "/delta_ab.bin" })
         let (ba, baSizes) = try Self.export(b, keys: keys, from: "B", dump: dumpBodies.map { $0 + "/delta_ba.bin" })
-        out["delta_ab"] = abSizes
-        out["delta_ba"] = baSizes
+        out["delta_ab"] = abSizes.filter { $0.key != "wire" }
+        out["delta_ba"] = baSizes.filter { $0.key != "wire" }
 
         // 6. Merge both ways.
         t = Date()
@@ -112,6 +112,10 @@ struct BenchMerge: AsyncParsableCommand {
                         "baseline_insert_s %.4f (plain prepared INSERT of %d rows x 12 columns); create/baseline %.2fx\n",
                     baseline, w.records.count, create / max(baseline, 1e-9)
                 ).utf8))
+        FileHandle.standardError.write(
+            Data(
+                ("on the wire (zstd level \(Compressor.wireLevel)): init \(initSizes["wire"] ?? 0), "
+                    + "delta_ab \(abSizes["wire"] ?? 0), delta_ba \(baSizes["wire"] ?? 0) bytes\n").utf8))
         if !problems.isEmpty { FileHandle.standardError.write(Data("merge problems: \(problems)\n".utf8)) }
     }
 
@@ -159,6 +163,7 @@ struct BenchMerge: AsyncParsableCommand {
                     sizes = [
                         "raw": sealed.bodyBytes.count, "zstd": sealed.compressedBody.count,
                         "zlib": Compressor.compress(sealed.bodyBytes, .zlib).count,
+                        "wire": Compressor.compress(sealed.bodyBytes, .zstd, level: Compressor.wireLevel).count,
                     ]
                     if let dump { try Data(sealed.bodyBytes).write(to: URL(fileURLWithPath: dump)) }
                     return (sealed.header.id, sealed.envelope)
