@@ -176,10 +176,20 @@ struct BenchMerge: AsyncParsableCommand {
 
     static func apply(_ env: [UInt8], into s: AgentStore, keys: BenchKeys) throws {
         let fromA = s.origin.rawValue == "B"
+        let t0 = Date()
         let opened = try Envelope.open(
             env, recipientKeyID: [], author: (fromA ? keys.a : keys.b).publicKey, key: fromA ? keys.abTX : keys.baTX,
             normalize: true)
+        let t1 = Date()
         try s.applyRemote(opened.body)
+        if ProcessInfo.processInfo.environment["FERRY_BENCH_STAGES"] != nil {
+            FileHandle.standardError.write(
+                Data(
+                    String(
+                        format: "apply into %@: open+decode %.4f s, store %.4f s\n", s.origin.rawValue,
+                        t1.timeIntervalSince(t0), Date().timeIntervalSince(t1)
+                    ).utf8))
+        }
     }
 
     static func baselineInsert(dir: String, rows: [W4.Row]) throws -> Double {
