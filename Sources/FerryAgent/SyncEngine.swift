@@ -77,12 +77,21 @@ public final class SyncEngine: Sendable {
                     )
                 }
                 if answer.status == 200 {
-                    struct Ack: Codable { var status: String; var cursor: UInt64 }
-                    // Only a well-formed acknowledgement that covers the change set
-                    // releases its writes; anything else (a captive portal, a proxy
-                    // page) leaves them queued for the next attempt.
+                    struct Ack: Codable {
+                        var status: String
+                        var cursor: UInt64
+                        var signature: String
+                    }
+                    // Only an acknowledgement signed by the pinned hub key that covers
+                    // the change set releases its writes; anything else (a captive
+                    // portal, a proxy page, a forgery) leaves them queued.
                     guard let ack = try? HubJSON.decoder.decode(Ack.self, from: Data(answer.body)),
-                        ack.cursor >= inflight.seqTo
+                        ack.cursor >= inflight.seqTo, let sig = unhex(ack.signature),
+                        hubSign.verify(
+                            signature: sig,
+                            of: AckAuth.message(
+                                agent: config.agentID, changeSet: hex(inflight.id), cursor: ack.cursor,
+                                status: ack.status))
                     else {
                         budget.shrink()
                         throw AgentError(
@@ -102,7 +111,7 @@ public final class SyncEngine: Sendable {
             // Download, following `more`.
             while requests < maxRequests {
                 requests += 1
-                let (writes, more) = try await pullOnce()
+                let (writes, more, _) = try await pullOnce()
                 report.downloadedWrites += writes
                 if !more { break }
             }
@@ -156,9 +165,17 @@ public final class SyncEngine: Sendable {
         switch code {
         case "out_of_sequence":
             if let expected = a.error?.expectedSeq, expected > inflight.seqTo {
-                // The hub already has this change set (its answer was lost): acknowledge.
-                try store.acknowledge(upTo: expected - 1)
-                return
+                // The hub says it already has this change set (its answer was lost).
+                // The error is not signed: confirm with a signed download, whose
+                // header carries the hub's count of this agent's writes.
+                let (_, _, applied) = try await pullOnce()
+                if applied >= inflight.seqTo {
+                    try store.acknowledge(upTo: inflight.seqTo)
+                    return
+                }
+                throw AgentError(
+                    "the hub's claim to hold change set \(inflight.seqFrom)...\(inflight.seqTo) was not confirmed; it stays queued"
+                )
             }
             throw AgentError(
                 "the hub expects sequence \(a.error?.expectedSeq ?? 0) but this agent is at \(inflight.seqFrom): the hub's store may have been restored from an old backup; ask the operator (\(message))"
@@ -187,8 +204,9 @@ public final class SyncEngine: Sendable {
         }
     }
 
-    /// One download request. Returns the writes applied and whether more wait.
-    func pullOnce() async throws -> (Int, Bool) {
+    /// One download request. Returns the writes applied, whether more wait, and
+    /// the hub's signed count of this agent's writes it has applied (header ack).
+    func pullOnce() async throws -> (Int, Bool, UInt64) {
         let since = try store.counts().hubCursor
         let maxBytes = budget.bytes * 4
         let t = UInt64(Int64(wall.nowMillis()) + (Int64(try store.meta("clock_offset_ms") ?? "0") ?? 0))
@@ -221,7 +239,7 @@ public final class SyncEngine: Sendable {
         // The hub's signed header carries its time: the only clock source trusted.
         learnTime(hubMs: opened.header.createdHLC.millis, sentMs: a.sentMs, receivedMs: a.receivedMs)
         let n = try store.applyRemote(opened.body, cursor: opened.header.seqTo)
-        return (n, opened.header.more)
+        return (n, opened.header.more, opened.header.ack)
     }
 
     /// Keeps the clock offset to the hub (DESIGN §4): hub time (from a signed

@@ -29,6 +29,20 @@ public struct HubReply: Sendable {
     }
 }
 
+/// An upload's acknowledgement, signed by the hub (SPEC §9.3).
+struct SignedAck: Encodable {
+    let result: IngestResult
+    let signature: String
+
+    enum Keys: String, CodingKey { case signature }
+
+    func encode(to encoder: any Encoder) throws {
+        try result.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(signature, forKey: .signature)
+    }
+}
+
 /// The hub's counters, exported in Prometheus text format.
 final class HubMetrics: Sendable {
     private let counters = Mutex<[String: Double]>([:])
@@ -149,7 +163,9 @@ public final class HubService: Sendable {
                     "ferry.status": "\(result.status)",
                     "ferry.merged": "\(result.merged)", "ferry.quarantined": "\(result.quarantined)",
                 ])
-            return .json(200, result)
+            let signature = identity.signing.sign(
+                AckAuth.message(agent: agent.id, changeSet: header.idHex, cursor: result.cursor, status: result.status))
+            return .json(200, SignedAck(result: result, signature: hex(signature)))
         } catch {
             // Only an authenticated author's refusal is recorded against it, so a
             // forger cannot make a silent agent look alive.

@@ -77,6 +77,14 @@ public struct EnrollmentToken: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "ferry1.\(commune).\(hex(secret)).\(hex(hubFingerprint))" }
 }
 
+/// The hub's signed acknowledgement of an upload (SPEC §9.3): an agent drops
+/// queued writes only on an answer the hub's pinned key signed.
+public enum AckAuth {
+    public static func message(agent: String, changeSet: String, cursor: UInt64, status: String) -> [UInt8] {
+        Array("ferry/ack/v1\n\(agent)\n\(changeSet)\n\(cursor)\n\(status)".utf8)
+    }
+}
+
 /// The signed pull request (SPEC §9): what the agent signs to ask for changes.
 public enum PullAuth {
     public static func message(agent: String, since: UInt64, maxBytes: Int, timeMs: UInt64) -> [UInt8] {
