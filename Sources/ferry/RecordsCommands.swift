@@ -111,6 +111,24 @@ struct RecordsEdit: AsyncParsableCommand {
     }
 }
 
+/// Writes `_deleted` at the agent or (with --at-hub) at the hub: delete and
+/// undelete are the same write with opposite values.
+func setDeleted(_ id: String, _ deleted: Bool, target: Target) async throws {
+    guard let rid = RecordID(id) else { throw UserError("'\(id)' is not a record id") }
+    if target.atHub {
+        _ = try await target.hub.client().call(
+            "POST", "records/\(rid)", body: RecordWriteRequest(values: [deletedField: deleted ? "true" : "false"]),
+            as: HubRecordJSON.self)
+        return
+    }
+    do {
+        let store = try target.agent.home.store()
+        if deleted { try store.delete([rid]) } else { try store.undelete(rid) }
+    } catch let e as StoreError {
+        throw UserError(e.message)
+    }
+}
+
 struct RecordsDelete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete", abstract: "Delete a record (it can be undeleted).")
@@ -118,14 +136,7 @@ struct RecordsDelete: AsyncParsableCommand {
     @OptionGroup var target: Target
 
     func run() async throws {
-        guard let rid = RecordID(id) else { throw UserError("'\(id)' is not a record id") }
-        if target.atHub {
-            _ = try await target.hub.client().call(
-                "POST", "records/\(rid)", body: RecordWriteRequest(values: [deletedField: "true"]),
-                as: HubRecordJSON.self)
-        } else {
-            do { try target.agent.home.store().delete([rid]) } catch let e as StoreError { throw UserError(e.message) }
-        }
+        try await setDeleted(id, true, target: target)
         print("deleted")
     }
 }
@@ -136,14 +147,7 @@ struct RecordsUndelete: AsyncParsableCommand {
     @OptionGroup var target: Target
 
     func run() async throws {
-        guard let rid = RecordID(id) else { throw UserError("'\(id)' is not a record id") }
-        if target.atHub {
-            _ = try await target.hub.client().call(
-                "POST", "records/\(rid)", body: RecordWriteRequest(values: [deletedField: "false"]),
-                as: HubRecordJSON.self)
-        } else {
-            do { try target.agent.home.store().undelete(rid) } catch let e as StoreError { throw UserError(e.message) }
-        }
+        try await setDeleted(id, false, target: target)
         print("undeleted")
     }
 }
