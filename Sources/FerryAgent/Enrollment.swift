@@ -54,7 +54,9 @@ public enum Enrollment {
         try identity.save(path: home.keyPath)
         try home.save(config)
         let store = try home.store()
-        let offset = Int64(bitPattern: resp.hubTimeMs) - Int64(bitPattern: answer.sentMs / 2 + answer.receivedMs / 2)
+        // Not signed: only a first guess, clamped; signed download headers replace it (SPEC §9.8).
+        let offset = HybridLogicalClock.offset(
+            hubMillis: resp.hubTimeMs, localMillis: answer.sentMs / 2 + answer.receivedMs / 2)
         try store.setMeta([
             "clock_offset_ms": String(offset), "enrolled_ms": String(answer.receivedMs), "commune": resp.commune,
         ])

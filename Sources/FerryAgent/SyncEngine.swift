@@ -209,7 +209,8 @@ public final class SyncEngine: Sendable {
     func pullOnce() async throws -> (Int, Bool, UInt64) {
         let since = try store.counts().hubCursor
         let maxBytes = budget.bytes * 4
-        let t = UInt64(Int64(wall.nowMillis()) + (Int64(try store.meta("clock_offset_ms") ?? "0") ?? 0))
+        let t = HybridLogicalClock.corrected(
+            localMillis: wall.nowMillis(), offset: Int64(try store.meta("clock_offset_ms") ?? "0") ?? 0)
         let sig = identity.signing.sign(
             PullAuth.message(agent: config.agentID, since: since, maxBytes: maxBytes, timeMs: t))
         let a: HubAnswer
@@ -245,8 +246,7 @@ public final class SyncEngine: Sendable {
     /// Keeps the clock offset to the hub (DESIGN §4): hub time (from a signed
     /// change-set header) minus local time at the middle of the request.
     func learnTime(hubMs: UInt64, sentMs: UInt64, receivedMs: UInt64) {
-        let mid = Int64(sentMs / 2 + receivedMs / 2)
-        let offset = Int64(bitPattern: hubMs) - mid
+        let offset = HybridLogicalClock.offset(hubMillis: hubMs, localMillis: sentMs / 2 + receivedMs / 2)
         try? store.setMeta(["clock_offset_ms": String(offset), "last_contact_ms": String(receivedMs)])
     }
 }

@@ -25,6 +25,9 @@ public struct FieldSpec: Sendable, Codable, Hashable {
     /// For strings: every character must be an ASCII digit, and the length exact.
     public var digits: Int?
 
+    /// The longest field name, in UTF-8 bytes after NFC (SPEC §5.3).
+    public static let maxNameBytes = 64
+
     public init(name: String, type: FieldType, label: String? = nil, required: Bool? = nil) {
         self.name = name
         self.type = type
@@ -58,6 +61,13 @@ public struct FormDefinition: Sendable, Codable, Hashable {
         var seen = Set<String>()
         for f in fields {
             if f.name.isEmpty || f.name.hasPrefix("_") { out.append("field name '\(f.name)' is empty or reserved") }
+            if f.name.utf8.count > FieldSpec.maxNameBytes || f.name != f.name.nfc {
+                out.append("field name '\(f.name.prefix(80))' must be NFC and at most \(FieldSpec.maxNameBytes) bytes")
+            }
+            if let lo = f.min, let hi = f.max, lo > hi { out.append("field '\(f.name)' has min \(lo) above max \(hi)") }
+            if let lo = f.minLength, let hi = f.maxLength, lo > hi {
+                out.append("field '\(f.name)' has minLength \(lo) above maxLength \(hi)")
+            }
             if !seen.insert(f.name).inserted { out.append("field '\(f.name)' appears twice") }
         }
         return out
@@ -77,7 +87,7 @@ public struct FormDefinition: Sendable, Codable, Hashable {
         }
         switch (spec.type, value) {
         case (.string, .text(let s)):
-            if s.utf8.count > Value.maxStringBytes { return "'\(field)' is longer than \(Value.maxStringBytes) bytes" }
+            if case .failure(let why) = s.checkedNFC() { return "'\(field)' cannot be stored: \(why)" }
             let n = s.count
             if let lo = spec.minLength, n < lo { return "'\(field)' must have at least \(lo) characters, has \(n)" }
             if let hi = spec.maxLength, n > hi { return "'\(field)' must have at most \(hi) characters, has \(n)" }
@@ -89,7 +99,7 @@ public struct FormDefinition: Sendable, Codable, Hashable {
             }
             return nil
         case (.int, .int(let i)):
-            return Self.bounds(field, Double(i), spec, integer: true)
+            return Self.bounds(field, i, spec)
         case (.double, .double(let d)):
             guard d.isFinite else { return "'\(field)' must be a finite number" }
             return Self.bounds(field, d, spec)
@@ -154,11 +164,45 @@ public struct FormDefinition: Sendable, Codable, Hashable {
         }
     }
 
-    private static func bounds(_ field: String, _ x: Double, _ spec: FieldSpec, integer: Bool = false) -> String? {
-        let f = { (d: Double) in integer ? String(Int64(d)) : Value.formatDouble(d) }
-        if let lo = spec.min, x < lo { return "'\(field)' must be at least \(f(lo)), got \(f(x))" }
-        if let hi = spec.max, x > hi { return "'\(field)' must be at most \(f(hi)), got \(f(x))" }
+    private static func bounds(_ field: String, _ x: Double, _ spec: FieldSpec) -> String? {
+        if let lo = spec.min, x < lo {
+            return "'\(field)' must be at least \(Value.formatDouble(lo)), got \(Value.formatDouble(x))"
+        }
+        if let hi = spec.max, x > hi {
+            return "'\(field)' must be at most \(Value.formatDouble(hi)), got \(Value.formatDouble(x))"
+        }
         return nil
+    }
+
+    /// Integer bounds, compared exactly: a bound given as a double is rounded
+    /// inward, and any Int64 (even one Double cannot hold) is formatted as itself.
+    private static func bounds(_ field: String, _ x: Int64, _ spec: FieldSpec) -> String? {
+        if let lo = spec.min, !Self.atLeast(x, lo) {
+            return "'\(field)' must be at least \(Self.integerText(lo)), got \(x)"
+        }
+        if let hi = spec.max, !Self.atMost(x, hi) {
+            return "'\(field)' must be at most \(Self.integerText(hi)), got \(x)"
+        }
+        return nil
+    }
+
+    static func atLeast(_ x: Int64, _ lo: Double) -> Bool {
+        guard lo.isFinite else { return lo < 0 }
+        // 2^63 and beyond is above every Int64; below -2^63 is under every Int64.
+        if lo >= 9_223_372_036_854_775_808.0 { return false }
+        if lo < -9_223_372_036_854_775_808.0 { return true }
+        return x >= Int64(lo.rounded(.up))
+    }
+
+    static func atMost(_ x: Int64, _ hi: Double) -> Bool {
+        guard hi.isFinite else { return hi > 0 }
+        if hi >= 9_223_372_036_854_775_808.0 { return true }
+        if hi < -9_223_372_036_854_775_808.0 { return false }
+        return x <= Int64(hi.rounded(.down))
+    }
+
+    static func integerText(_ d: Double) -> String {
+        Int64(exactly: d).map { String($0) } ?? Value.formatDouble(d)
     }
 
     private static func hex(_ s: String) -> [UInt8]? {

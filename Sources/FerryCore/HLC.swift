@@ -110,3 +110,26 @@ public struct HybridLogicalClock: Sendable {
         h.counter == UInt16.max ? HLC(millis: h.millis + 1, counter: 0) : HLC(raw: h.raw + 1)
     }
 }
+
+extension HybridLogicalClock {
+    /// The largest clock correction kept: ±2^47 ms (about 4,460 years) — far past any real skew,
+    /// and small enough that adding it to a 48-bit millisecond time never overflows.
+    public static let maxOffsetMillis: Int64 = 1 << 47
+
+    /// The offset `hub − local` in milliseconds, clamped to ±``maxOffsetMillis``.
+    /// Both times may be any 64-bit value (an enrollment answer's time is not signed).
+    public static func offset(hubMillis: UInt64, localMillis: UInt64) -> Int64 {
+        let d =
+            hubMillis >= localMillis
+            ? Int64(clamping: hubMillis - localMillis) : -Int64(clamping: localMillis - hubMillis)
+        return Swift.min(Swift.max(d, -maxOffsetMillis), maxOffsetMillis)
+    }
+
+    /// `local + offset` in milliseconds, saturating at 0 and at UInt64.max.
+    public static func corrected(localMillis: UInt64, offset: Int64) -> UInt64 {
+        offset >= 0
+            ? localMillis.addingReportingOverflow(offset.magnitude).overflow
+                ? UInt64.max : localMillis + offset.magnitude
+            : localMillis >= offset.magnitude ? localMillis - offset.magnitude : 0
+    }
+}

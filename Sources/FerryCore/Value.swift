@@ -64,6 +64,37 @@ public enum Value: Sendable, Hashable {
 }
 
 extension String {
+    /// The longest run of non-starters (combining marks) text may hold: the limit of
+    /// Unicode's Stream-Safe Text Format (UAX #15 §13). Longer runs are refused, because
+    /// normalisers cut them (Foundation here keeps 64 scalars of a run and drops the rest).
+    public static let maxCombiningRun = 30
+
+    /// The longest run of consecutive non-starters (canonical combining class ≠ 0).
+    public var longestCombiningRun: Int {
+        var run = 0
+        var longest = 0
+        for u in unicodeScalars {
+            if u.properties.canonicalCombiningClass.rawValue == 0 {
+                run = 0
+            } else {
+                run += 1
+                longest = Swift.max(longest, run)
+            }
+        }
+        return longest
+    }
+
+    /// This string in NFC, or why it cannot be stored exactly as the NFC of what was
+    /// given (SPEC §5.3): a run of combining marks over ``maxCombiningRun`` (before or
+    /// after normalising), or more than `maxBytes` UTF-8 bytes after normalising.
+    public func checkedNFC(maxBytes: Int = Value.maxStringBytes) -> Result<String, TextError> {
+        if longestCombiningRun > Self.maxCombiningRun { return .failure(.combiningRun(longestCombiningRun)) }
+        let n = nfc
+        if n.utf8.count > maxBytes { return .failure(.tooLong(n.utf8.count, limit: maxBytes)) }
+        if n.longestCombiningRun > Self.maxCombiningRun { return .failure(.combiningRun(n.longestCombiningRun)) }
+        return .success(n)
+    }
+
     /// This string in Unicode Normalization Form C.
     ///
     /// Fast path: a string made only of U+0000–U+02FF and U+1E00–U+1EFF
@@ -137,6 +168,20 @@ public struct CivilDate: Sendable, Hashable, CustomStringConvertible {
         case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
         case 4, 6, 9, 11: return 30
         default: return 31
+        }
+    }
+}
+
+/// Why a text cannot be stored as given (``String/checkedNFC(maxBytes:)``).
+public enum TextError: Error, Sendable, Equatable, CustomStringConvertible {
+    case combiningRun(Int)
+    case tooLong(Int, limit: Int)
+
+    public var description: String {
+        switch self {
+        case .combiningRun(let n):
+            "it has \(n) combining marks in a row (at most \(String.maxCombiningRun) are allowed)"
+        case .tooLong(let n, let limit): "it is \(n) UTF-8 bytes after Unicode normalisation (NFC), over \(limit)"
         }
     }
 }

@@ -42,6 +42,10 @@ public struct SigningPublicKey: Sendable, Hashable {
     /// 8-byte key id (``keyID(of:)``).
     public var id: [UInt8] { keyID(of: bytes) }
 
+    /// False for a point that is not canonical, not on the curve, or of small order
+    /// (libsodium's `crypto_core_ed25519_is_valid_point`): such a key proves nothing.
+    public var isValidPoint: Bool { crypto_core_ed25519_is_valid_point(bytes) == 1 }
+
     /// True when `signature` is this key's Ed25519 signature of `message`.
     public func verify(signature: [UInt8], of message: [UInt8]) -> Bool {
         guard signature.count == Int(crypto_sign_bytes()) else { return false }

@@ -10,28 +10,35 @@ import ServiceLifecycle
 public enum HubServer {
     /// Builds the application; `onRunning` receives the bound port (use port 0 in tests).
     public static func application(
-        service: HubService, host: String, port: Int, logger: Logger,
+        service: HubService, host: String, port: Int, logger: Logger, limits: ServerLimits = .standard,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router()
         let maxBody = service.limits.maxEnvelopeBytes
+        let uploads = ConnectionCount()
         router.get("/v1/health") { _, _ in reply(service.health()) }
         router.get("/v1/metrics") { _, _ in reply(service.metricsText()) }
         router.post("/v1/enroll") { request, _ in
-            var request = request
-            let body = try await request.collectBody(upTo: 64 * 1024)
+            guard let body = try await collect(request, upTo: 64 * 1024, what: "enrollment request") else {
+                return reply(tooLarge("an enrollment request", 64 * 1024))
+            }
             return reply(service.enroll(Array(buffer: body)))
         }
         router.post("/v1/changesets") { request, _ in
-            var request = request
-            let body: ByteBuffer
-            do {
-                body = try await request.collectBody(upTo: maxBody)
-            } catch {
+            guard let body = try await collect(request, upTo: maxBody, what: "change set") else {
                 return reply(
                     .error(
                         413, code: "oversized",
                         "the change set is over \(maxBody) bytes: split it into smaller change sets"))
+            }
+            // One writer holds the store: past a bound, say "busy" at once rather than
+            // let every client queue (they retry with backoff).
+            defer { uploads.closed() }
+            guard uploads.opened(limit: limits.maxQueuedUploads) else {
+                var r = HubReply.error(
+                    429, code: "busy", "the hub has \(limits.maxQueuedUploads) uploads in progress; retry shortly")
+                r.headers["Retry-After"] = "5"
+                return reply(r)
             }
             let bytes = Array(buffer: body)
             // Ingest is blocking SQLite work: keep it off the event loop.
@@ -42,10 +49,26 @@ public enum HubServer {
             let q = request.uri.queryParameters
             let h = request.headers
             let agent = HTTPField.Name("X-Ferry-Agent").flatMap { h[$0] }
-            let time = HTTPField.Name("X-Ferry-Time").flatMap { h[$0] }.flatMap { UInt64($0) }
+            let timeText = HTTPField.Name("X-Ferry-Time").flatMap { h[$0] }
             let sig = HTTPField.Name("X-Ferry-Signature").flatMap { h[$0] }
+            // SPEC §9.4: since, max_bytes and X-Ferry-Time are decimal 0…2^64−1; anything
+            // else present is refused, never replaced by a default (which the signature
+            // would not cover).
             let since = q["since"].flatMap { UInt64(String($0)) }
-            let maxBytes = q["max_bytes"].flatMap { Int(String($0)) }
+            let maxBytes = q["max_bytes"].flatMap { UInt64(String($0)) }
+            let time = timeText.flatMap { UInt64($0) }
+            for (name, text, parsed) in [
+                ("since", q["since"].map(String.init), since), ("max_bytes", q["max_bytes"].map(String.init), maxBytes),
+                ("X-Ferry-Time", timeText, time),
+            ] {
+                if let text, parsed == nil {
+                    return reply(
+                        .error(
+                            400, code: "bad_request",
+                            "\(name) must be a whole number from 0 to 18446744073709551615, got '\(String(text.prefix(40)))'"
+                        ))
+                }
+            }
             let r = await Task.detached {
                 service.pull(agentID: agent, since: since, maxBytes: maxBytes, timeMs: time, signature: sig)
             }.value
@@ -61,8 +84,9 @@ public enum HubServer {
                             "operator endpoints need 'Authorization: Bearer <operator token>' (see operator.token in the hub directory)"
                         ))
                 }
-                var request = request
-                let body = try await request.collectBody(upTo: 1 << 20)
+                guard let body = try await collect(request, upTo: 1 << 20, what: "operator request") else {
+                    return reply(tooLarge("an operator request", 1 << 20))
+                }
                 let parts = request.uri.path.split(separator: "/").map(String.init).dropFirst(2).map {
                     $0.removingPercentEncoding ?? $0
                 }
@@ -76,9 +100,31 @@ public enum HubServer {
                 return reply(r)
             }
         }
+        let connections = ConnectionCount()
         return Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "ferry-hub"),
+            router: router,
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [RequestGuard(limits: limits, connections: connections)])),
+            configuration: .init(address: .hostname(host, port: port), serverName: "ferry-hub"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
+    }
+
+    /// The request body, or nil when it is (or declares itself) larger than `limit`.
+    static func collect(_ request: Request, upTo limit: Int, what: String) async throws -> ByteBuffer? {
+        if let declared = request.headers[.contentLength].flatMap({ UInt64($0) }), declared > UInt64(limit) {
+            return nil
+        }
+        var request = request
+        do {
+            return try await request.collectBody(upTo: limit)
+        } catch let e as HTTPError where e.status == .contentTooLarge {
+            return nil
+        }
+    }
+
+    static func tooLarge(_ what: String, _ limit: Int) -> HubReply {
+        .error(413, code: "too_large", "\(what) is over \(limit) bytes: the hub refuses larger ones")
     }
 
     static func reply(_ r: HubReply) -> Response {

@@ -98,9 +98,24 @@ public final class HubService: Sendable {
             guard let s = unhex(req.signPublicKey), let k = unhex(req.kxPublicKey) else {
                 return .error(400, code: "bad_request", "public keys must be hex")
             }
+            guard let signKey = try? SigningPublicKey(bytes: s), signKey.isValidPoint,
+                let kxKey = try? KXPublicKey(bytes: k)
+            else {
+                return .error(
+                    400, code: "bad_key",
+                    "sign_public_key must be a valid 32-byte Ed25519 point and kx_public_key 32 bytes: generate the keys with ferry agent enroll"
+                )
+            }
+            // SPEC §6.3: a low-order X25519 key gives no session keys; refuse it now rather
+            // than fail every later upload.
+            guard (try? identity.kx.serverSessionKeys(client: kxKey)) != nil else {
+                return .error(
+                    400, code: "bad_key",
+                    "kx_public_key is not a usable X25519 key (low order): generate the keys with ferry agent enroll")
+            }
             let info = try store.enroll(
-                secret: token.secret, commune: token.commune, signKey: try SigningPublicKey(bytes: s),
-                kxKey: try KXPublicKey(bytes: k), hostname: String(req.hostname.prefix(128)))
+                secret: token.secret, commune: token.commune, signKey: signKey, kxKey: kxKey,
+                hostname: String(req.hostname.prefix(128)))
             metrics.add("ferry_enrollments_total")
             logger.info("agent enrolled", metadata: ["ferry.agent": "\(info.id)", "ferry.commune": "\(info.commune)"])
             var r = HubReply.json(
@@ -154,7 +169,7 @@ public final class HubService: Sendable {
             metrics.add("ferry_changesets_total", "status=\"\(result.status)\"")
             metrics.add("ferry_writes_merged_total", "", Double(result.merged))
             metrics.add("ferry_writes_quarantined_total", "", Double(result.quarantined))
-            let skew = Int64(bitPattern: opened.header.createdHLC.millis) - Int64(bitPattern: store.nowMillis())
+            let skew = Self.skew(opened.header.createdHLC.millis, store.nowMillis())
             try? store.noteContact(agent: agent.id, skewMs: skew, ackedCursor: header.ack, error: nil)
             logger.info(
                 "change set ingested",
@@ -188,6 +203,7 @@ public final class HubService: Sendable {
                 case .oversized: 413
                 case .outOfSequence, .replayed: 409
                 case .unknownKey, .wrongKey, .tampered, .badSignature: 401
+                case .scope: 403
                 default: 400
                 }
             return .error(
@@ -196,7 +212,13 @@ public final class HubService: Sendable {
             metrics.add("ferry_changesets_refused_total", "code=\"\(e.code.rawValue)\"")
             logger.warning(
                 "change set refused", metadata: ["ferry.code": "\(e.code.rawValue)", "ferry.reason": "\(e.message)"])
-            return .error(e.code == .revoked || e.code == .scope ? 403 : 400, code: e.code.rawValue, e.message)
+            let status =
+                switch e.code {
+                case .revoked, .scope: 403
+                case .cursorAhead: 409
+                default: 400
+                }
+            return .error(status, code: e.code.rawValue, e.message)
         default:
             logger.error("internal error", metadata: ["ferry.error": "\(error)"])
             return .error(
@@ -206,14 +228,15 @@ public final class HubService: Sendable {
     }
 
     /// GET /v1/changes?since=C&max_bytes=B with the signed pull headers.
-    public func pull(agentID: String?, since: UInt64?, maxBytes: Int?, timeMs: UInt64?, signature: String?) -> HubReply
+    public func pull(agentID: String?, since: UInt64?, maxBytes: UInt64?, timeMs: UInt64?, signature: String?)
+        -> HubReply
     {
         var reply = pullInner(agentID: agentID, since: since, maxBytes: maxBytes, timeMs: timeMs, signature: signature)
         reply.headers.merge(timeHeader) { a, _ in a }
         return reply
     }
 
-    private func pullInner(agentID: String?, since: UInt64?, maxBytes: Int?, timeMs: UInt64?, signature: String?)
+    private func pullInner(agentID: String?, since: UInt64?, maxBytes: UInt64?, timeMs: UInt64?, signature: String?)
         -> HubReply
     {
         guard let agentID, let since, let timeMs, let sig = signature.flatMap(unhex) else {
@@ -222,7 +245,7 @@ public final class HubService: Sendable {
         }
         let requested = maxBytes ?? 256 * 1024
         // The signature covers what the agent asked for; the hub then applies its own bounds.
-        let maxBytes = min(max(requested, 4096), limits.maxEnvelopeBytes / 2)
+        let maxBytes = Int(min(max(requested, 4096), UInt64(limits.maxEnvelopeBytes / 2)))
         do {
             guard let agent = try store.agent(id: agentID) else {
                 return .error(
@@ -241,7 +264,7 @@ public final class HubService: Sendable {
                     401, code: "bad_signature", "the pull request's signature does not match agent \(agentID)'s key")
             }
             let now = store.nowMillis()
-            let skew = Int64(bitPattern: timeMs) - Int64(bitPattern: now)
+            let skew = Self.skew(timeMs, now)
             // A skewed clock is recorded, not refused: a download changes nothing
             // at the hub, and its signed answer is how the agent learns the
             // hub's time and corrects its clock.
@@ -269,6 +292,11 @@ public final class HubService: Sendable {
         } catch {
             return refused(error)
         }
+    }
+
+    /// `theirs − ours` in milliseconds, clamped to Int64 (an agent may send any 64-bit time).
+    static func skew(_ theirs: UInt64, _ ours: UInt64) -> Int64 {
+        theirs >= ours ? Int64(clamping: theirs - ours) : -Int64(clamping: ours - theirs)
     }
 
     /// GET /v1/health
@@ -314,13 +342,4 @@ public final class HubService: Sendable {
 /// Ferry's version string.
 public enum FerryVersion {
     public static let string = "0.1.0"
-}
-
-extension ChangeSetError {
-    func about(_ h: ChangeSetHeader) -> ChangeSetError {
-        var e = self
-        e.changeSetID = h.idHex
-        e.origin = h.origin.rawValue
-        return e
-    }
 }

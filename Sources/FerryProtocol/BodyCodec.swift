@@ -159,7 +159,22 @@ public enum BodyCodec {
             throw .malformed("the body is not valid protobuf (\(error))")
         }
         let origins = m.origins.map { OriginID($0) }
-        let fields = m.fields.map { normalize ? $0.nfc : $0 }
+        var fields: [String] = []
+        fields.reserveCapacity(m.fields.count)
+        for f in m.fields {
+            // SPEC §5.3: a field name is at most 64 bytes after NFC.
+            guard !normalize else {
+                switch f.checkedNFC(maxBytes: FieldSpec.maxNameBytes) {
+                case .success(let n): fields.append(n)
+                case .failure(let why): throw .malformed("a field name cannot be used: \(why)")
+                }
+                continue
+            }
+            guard f.utf8.count <= FieldSpec.maxNameBytes else {
+                throw .malformed("a field name is over \(FieldSpec.maxNameBytes) bytes")
+            }
+            fields.append(f)
+        }
         guard m.recordIds.count % 16 == 0 else { throw .malformed("record_ids is not a multiple of 16 bytes") }
         let idBytes = [UInt8](m.recordIds)
         let recordCount = idBytes.count / 16
@@ -241,7 +256,15 @@ public enum BodyCodec {
                 guard s.utf8.count <= Value.maxStringBytes else {
                     throw .malformed("a string is over \(Value.maxStringBytes) bytes")
                 }
-                value = .text(normalize ? s.nfc : s)
+                if normalize {
+                    // SPEC §5.3: what is stored is exactly the NFC of what was signed, or refused.
+                    switch s.checkedNFC() {
+                    case .success(let n): value = .text(n)
+                    case .failure(let why): throw .malformed("string value \(strings) cannot be stored: \(why)")
+                    }
+                } else {
+                    value = .text(s)
+                }
             case 7:
                 guard blobs < bytesCol.count else { throw .malformed("bytes_values is too short") }
                 let b = bytesCol[blobs]

@@ -7,7 +7,7 @@ public struct ChangeSetError: Error, Sendable, Equatable, CustomStringConvertibl
         case truncated, badMagic = "bad_magic", unsupportedVersion = "unsupported_version", oversized
         case wrongKey = "wrong_key", unknownKey = "unknown_key", tampered, badSignature = "bad_signature"
         case malformed, replayed, outOfSequence = "out_of_sequence", futureTimestamp = "future_timestamp"
-        case causality
+        case causality, scope
     }
 
     public let code: Code
@@ -32,7 +32,8 @@ public struct ChangeSetError: Error, Sendable, Equatable, CustomStringConvertibl
         return s
     }
 
-    func about(_ header: ChangeSetHeader) -> ChangeSetError {
+    /// This error, naming the change set and its author.
+    public func about(_ header: ChangeSetHeader) -> ChangeSetError {
         var e = self
         e.changeSetID = header.idHex
         e.origin = header.origin.rawValue
@@ -78,6 +79,14 @@ public struct ChangeSetError: Error, Sendable, Equatable, CustomStringConvertibl
     }
     public static func futureTimestamp(_ e: ClockError) -> ChangeSetError {
         .init(.futureTimestamp, e.description)
+    }
+    /// SPEC §5.1, §7.3: a record without a scope, or outside the author's commune.
+    public static func scope(_ why: String) -> ChangeSetError {
+        .init(.scope, "\(why): an agent writes only records of its own commune, each with its form and commune")
+    }
+    /// SPEC §3.3: a header number outside the range the receiver can hold.
+    public static func outOfRange(_ what: String, _ value: UInt64, limit: UInt64) -> ChangeSetError {
+        .init(.malformed, "the change set is malformed: \(what) is \(value), above the largest allowed \(limit)")
     }
     public static func causality(_ why: String) -> ChangeSetError {
         .init(.causality, "a write claims to follow a later write (\(why)): the author's clock is broken")

@@ -87,7 +87,12 @@ public enum AckAuth {
 
 /// The signed pull request (SPEC §9): what the agent signs to ask for changes.
 public enum PullAuth {
-    public static func message(agent: String, since: UInt64, maxBytes: Int, timeMs: UInt64) -> [UInt8] {
+    /// `maxBytes` is signed as the agent sent it, whatever bound the hub then applies.
+    public static func message(agent: String, since: UInt64, maxBytes: UInt64, timeMs: UInt64) -> [UInt8] {
         Array("ferry/pull/v1\n\(agent)\n\(since)\n\(maxBytes)\n\(timeMs)".utf8)
+    }
+
+    public static func message(agent: String, since: UInt64, maxBytes: Int, timeMs: UInt64) -> [UInt8] {
+        message(agent: agent, since: since, maxBytes: UInt64(clamping: maxBytes), timeMs: timeMs)
     }
 }

@@ -36,8 +36,9 @@ public enum ReceiveChecks {
                 if w.violatesCausality { throw ChangeSetError.causality("\(w.id) on \(w.record).\(w.field)") }
                 if let a = w.alive, a.hlc >= w.id.hlc { throw ChangeSetError.causality("\(w.id) alive \(a)") }
                 if w.covers.contains(where: { $0.hlc >= w.id.hlc }) { throw ChangeSetError.causality("\(w.id) covers") }
+                // SPEC §5.1: a record encoded with the empty scope is refused with `scope`.
                 guard cs.body.scopes[w.record] != nil else {
-                    throw ChangeSetError.malformed("record \(w.record) has no scope")
+                    throw ChangeSetError.scope("record \(w.record) has no scope (form, version, commune)")
                 }
             }
             if authorWritesOnly {

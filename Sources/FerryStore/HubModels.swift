@@ -39,7 +39,8 @@ public struct IngestResult: Sendable, Codable, Equatable {
 public struct HubError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable, Codable {
         case badToken = "bad_token", revoked, unknownAgent = "unknown_agent", scope, notFound = "not_found"
-        case badRequest = "bad_request", conflict, formImmutable = "form_immutable"
+        case badRequest = "bad_request", conflict, formImmutable = "form_immutable", cursorAhead = "cursor_ahead"
+        case badKey = "bad_key"
     }
     public let code: Code
     public let message: String

@@ -250,7 +250,9 @@ public final class SQLiteHubStore: Sendable {
                     UPDATE agents SET last_seen_ms = ?, last_skew_ms = coalesce(?, last_skew_ms),
                       acked_cursor = max(acked_cursor, coalesce(?, acked_cursor)), last_error = ? WHERE id = ?
                     """,
-                arguments: [Int64(wall.nowMillis()), skewMs, ackedCursor.map { Int64($0) }, error, id])
+                arguments: [
+                    Int64(clamping: wall.nowMillis()), skewMs, ackedCursor.map { Int64(clamping: $0) }, error, id,
+                ])
         }
     }
 
@@ -267,6 +269,12 @@ public final class SQLiteHubStore: Sendable {
             }
             guard agent.isActive else {
                 throw HubError(.revoked, "agent \(agentID) was revoked: its change sets are refused")
+            }
+            // SPEC §3.3: `ack` is a position in the hub's stream, so it cannot pass the head
+            // (checked first: even a duplicate's ack is recorded as the agent's cursor).
+            let head = try AgentStore.meta(db, "stream_seq").flatMap(UInt64.init) ?? 0
+            guard cs.header.ack <= head else {
+                throw ChangeSetError.outOfRange("the header's ack", cs.header.ack, limit: head).about(cs.header)
             }
             let seen =
                 try Int.fetchOne(
@@ -362,13 +370,16 @@ public final class SQLiteHubStore: Sendable {
                 sql:
                     "INSERT INTO changesets(id, origin, seq_from, seq_to, received_ms, writes, signed) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 arguments: [
-                    Data(cs.header.id), agent.id, Int64(cs.header.seqFrom), Int64(cs.header.seqTo), Int64(now),
+                    Data(cs.header.id), agent.id, Int64(clamping: cs.header.seqFrom), Int64(clamping: cs.header.seqTo),
+                    Int64(clamping: now),
                     cs.body.writes.count, Data(cs.signedRecord),
                 ])
             try db.execute(
                 sql:
                     "UPDATE agents SET applied_seq = ?, acked_cursor = max(acked_cursor, ?), last_seen_ms = ? WHERE id = ?",
-                arguments: [Int64(cs.header.seqTo), Int64(cs.header.ack), Int64(now), agent.id])
+                arguments: [
+                    Int64(clamping: cs.header.seqTo), Int64(clamping: cs.header.ack), Int64(clamping: now), agent.id,
+                ])
             try save(c, db)
             return IngestResult(
                 status: "applied", cursor: cs.header.seqTo, merged: merged, quarantined: quarantined,
@@ -689,11 +700,18 @@ public final class SQLiteHubStore: Sendable {
     ) {
         try pool.read { db in
             let head = try AgentStore.meta(db, "stream_seq").flatMap(UInt64.init) ?? 0
+            // SPEC §9.4: a cursor past the head is not a position this hub gave out.
+            guard since <= head else {
+                throw HubError(
+                    .cursorAhead,
+                    "the download cursor \(since) is past this hub's stream head \(head): the hub's store may have been restored from an older backup, or the agent talks to another hub; ask the operator"
+                )
+            }
             var catalog: [CatalogItem] = []
             var budget = maxBytes
             var cut: UInt64? = nil
             for r in try Row.fetchAll(
-                db, sql: "SELECT * FROM catalog WHERE seq > ? ORDER BY seq", arguments: [Int64(since)])
+                db, sql: "SELECT * FROM catalog WHERE seq > ? ORDER BY seq", arguments: [Int64(clamping: since)])
             {
                 guard let kind = CatalogItem.Kind(rawValue: r["kind"]) else { continue }
                 let item = CatalogItem(
@@ -710,7 +728,7 @@ public final class SQLiteHubStore: Sendable {
                     WHERE l.commune = ? AND l.seq > ? AND l.origin != ? ORDER BY l.seq LIMIT 2000
                     """)
             outer: while true {
-                let rows = try Row.fetchAll(stmt, arguments: [agent.commune, Int64(last), agent.id])
+                let rows = try Row.fetchAll(stmt, arguments: [agent.commune, Int64(clamping: last), agent.id])
                 if rows.isEmpty { break }
                 for row in rows {
                     let seq = UInt64(row["seq"] as Int64)

@@ -40,17 +40,33 @@ struct HubServe: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port (0 = any free port; the URL is written to DIR/hub.url).") var port = 8440
     @Option(help: "Seconds a write may be stamped ahead of the hub's clock.") var futureBound = 600
+    @Option(help: "Seconds a new connection has to send a complete request head (then 408).")
+    var headTimeout = 20
+    @Option(help: "Seconds a request body may stall without a byte (then 408).") var bodyIdleTimeout = 30
+    @Option(help: "Open connections above this are answered 503.") var maxConnections = 512
 
     func run() async throws {
         let logger = Log.logger("ferry.hub")
         let home = HubHome(directory: dir)
         guard home.isInitialized else { throw UserError("no hub in \(dir): run `ferry hub init --dir \(dir)` first") }
+        guard (0...86_400 * 365).contains(futureBound), (1...3600).contains(headTimeout),
+            (1...3600).contains(bodyIdleTimeout), (1...1_000_000).contains(maxConnections)
+        else {
+            throw UserError(
+                "--future-bound must be 0…31536000 s, --head-timeout and --body-idle-timeout 1…3600 s, --max-connections 1…1000000"
+            )
+        }
+        var limits = ServerLimits.standard
+        limits.headTimeout = .seconds(Int64(headTimeout))
+        limits.bodyIdleTimeout = .seconds(Int64(bodyIdleTimeout))
+        limits.maxConnections = maxConnections
         let store = try SQLiteHubStore(path: home.storePath, futureBoundMillis: UInt64(futureBound) * 1000)
         let service = HubService(
             store: store, identity: try home.identity(), operatorToken: try home.operatorToken(), logger: logger)
         let urlPath = home.urlPath
         let host = host
-        let app = HubServer.application(service: service, host: host, port: port, logger: logger) { bound in
+        let app = HubServer.application(service: service, host: host, port: port, logger: logger, limits: limits) {
+            bound in
             // hub.url is for local CLI use: a wildcard bind is reached on loopback.
             let local = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
             let url = "http://\(local):\(bound)"

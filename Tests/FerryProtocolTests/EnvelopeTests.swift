@@ -302,7 +302,8 @@ struct EnvelopeTests {
         f.body.scopes[VectorFixtures.deletedRecord] = nil
         let noScope = try f.open(try f.seal().envelope)
         #expect(noScope.body.scopes[VectorFixtures.deletedRecord] == nil)
-        #expect(refusal { try f.check(noScope) }?.code == .malformed)
+        // SPEC §5.1: the empty scope is refused with `scope`, not `malformed`.
+        #expect(refusal { try f.check(noScope) }?.code == .scope)
         // A write by another origin in an agent's change set.
         f = try EnvelopeFixture()
         f.body.writes[2].id.origin = OriginID("agent-02")
