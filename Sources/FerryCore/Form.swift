@@ -87,7 +87,12 @@ public struct FormDefinition: Sendable, Codable, Hashable {
         }
         switch (spec.type, value) {
         case (.string, .text(let s)):
-            if case .failure(let why) = s.checkedNFC() { return "'\(field)' cannot be stored: \(why)" }
+            switch s.checkedNFC() {
+            case .failure(.tooLong(let n, let limit)):
+                return "'\(field)' is longer than \(limit) bytes (\(n) after Unicode normalisation, NFC)"
+            case .failure(let why): return "'\(field)' cannot be stored: \(why)"
+            case .success: break
+            }
             let n = s.count
             if let lo = spec.minLength, n < lo { return "'\(field)' must have at least \(lo) characters, has \(n)" }
             if let hi = spec.maxLength, n > hi { return "'\(field)' must have at most \(hi) characters, has \(n)" }

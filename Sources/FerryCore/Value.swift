@@ -181,7 +181,7 @@ public enum TextError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .combiningRun(let n):
             "it has \(n) combining marks in a row (at most \(String.maxCombiningRun) are allowed)"
-        case .tooLong(let n, let limit): "it is \(n) UTF-8 bytes after Unicode normalisation (NFC), over \(limit)"
+        case .tooLong(let n, let limit): "it is longer than \(limit) bytes (\(n) after Unicode normalisation, NFC)"
         }
     }
 }

@@ -74,7 +74,7 @@ struct FormTests {
                 == "'map_sheet' is larger than 4096 bytes")
         #expect(
             v("owner", .string(String(repeating: "a", count: Value.maxStringBytes + 1)))
-                == "'owner' is longer than 4096 bytes")
+                == "'owner' is longer than 4096 bytes (4097 after Unicode normalisation, NFC)")
         #expect(v("ghost", .int(1)) == "field 'ghost' is not in form land-parcel v1")
         #expect(v(deletedField, .int(1)) == "_deleted must be true or false, got int")
     }
@@ -88,11 +88,61 @@ struct FormTests {
         #expect(f.violation(field: "owner", value: .string("Nguy\u{1EC5}n")) == nil)
     }
 
+    @Test func integersAtTheEdgesOfInt64AreComparedAndReportedExactly() {
+        let f = Self.landParcel
+        // Double(Int64.max) rounds up to 2^63, which once trapped converting back to Int64.
+        #expect(
+            f.violation(field: "parcel_no", value: .int(.max))
+                == "'parcel_no' must be at most 99999, got 9223372036854775807")
+        #expect(
+            f.violation(field: "parcel_no", value: .int(.min))
+                == "'parcel_no' must be at least 1, got -9223372036854775808")
+        var wide = FieldSpec(name: "n", type: .int)
+        wide.min = -1e300
+        wide.max = 9_223_372_036_854_775_807
+        let form = FormDefinition(id: "w", version: 1, title: "w", fields: [wide])
+        #expect(form.violation(field: "n", value: .int(.max)) == nil)
+        #expect(form.violation(field: "n", value: .int(.min)) == nil)
+        wide.max = 2.5
+        let half = FormDefinition(id: "w", version: 1, title: "w", fields: [wide])
+        #expect(half.violation(field: "n", value: .int(2)) == nil)
+        #expect(half.violation(field: "n", value: .int(3)) == "'n' must be at most 2.5, got 3")
+    }
+
+    @Test func textIsCheckedAfterNormalisingNotBefore() {
+        let f = Self.landParcel
+        var big = FieldSpec(name: "note", type: .string)
+        big.maxLength = 100_000
+        let form = FormDefinition(id: "t", version: 1, title: "t", fields: [big])
+        // 40 combining marks in a row: Foundation's NFC would cut the run, so it is refused.
+        let marks = Value.string("An" + String(repeating: "\u{0344}", count: 40))
+        #expect(form.violation(field: "note", value: marks)?.contains("combining marks") == true)
+        // 4,095 bytes that grow to 5,460 under NFC.
+        let grows = "a\u{0344}".utf8.count * 1365
+        #expect(grows == 4095)
+        let long = Value.text(String(repeating: "a\u{0344}", count: 1365))
+        #expect(form.violation(field: "note", value: long)?.contains("after Unicode normalisation") == true)
+        #expect(f.violation(field: "owner", value: .string("Nguye\u{0302}\u{0303}n Văn An")) == nil)
+        #expect(String.maxCombiningRun == 30)
+        #expect(("e" + String(repeating: "\u{0301}", count: 30)).checkedNFC().isSuccess)
+        #expect(!("e" + String(repeating: "\u{0301}", count: 31)).checkedNFC().isSuccess)
+    }
+
     @Test func missingRequiredFieldsAreListed() {
         let f = Self.landParcel
         #expect(f.missingRequired(in: [:]) == ["owner", "parcel_no"])
         #expect(f.missingRequired(in: ["owner": .string("Lê Văn Tám"), "parcel_no": .null]) == ["parcel_no"])
         #expect(f.missingRequired(in: ["owner": .string("Lê Văn Tám"), "parcel_no": .int(9)]) == [])
+    }
+
+    @Test func boundsAndNamesOfTheFormItselfAreChecked() {
+        var backwards = FieldSpec(name: "n", type: .int)
+        backwards.min = 5
+        backwards.max = 1
+        let long = FieldSpec(name: String(repeating: "x", count: 65), type: .string)
+        let p = FormDefinition(id: "f", version: 1, title: "f", fields: [backwards, long]).problems()
+        #expect(p.contains { $0.contains("min 5.0 above max 1.0") }, "\(p)")
+        #expect(p.contains { $0.contains("at most 64 bytes") }, "\(p)")
     }
 
     @Test func problemsOfTheFormItselfAreReported() {
@@ -150,5 +200,12 @@ struct FormTests {
         let data = try JSONEncoder().encode(f)
         #expect(try JSONDecoder().decode(FormDefinition.self, from: data) == f)
         #expect(Commune(code: "27001", name: "Xa\u{0303} Đông", kind: "xã").name == "Xã Đông")
+    }
+}
+
+extension Result {
+    var isSuccess: Bool {
+        if case .success = self { return true }
+        return false
     }
 }
