@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(
             name: "FerryStoreTests",
             dependencies: [
-                "FerryStore", "FerryTesting", "FerryCore", "FerryProtocol", "FerryCrypto",
+                "FerryStore", "FerryHub", "FerryTesting", "FerryCore", "FerryProtocol", "FerryCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

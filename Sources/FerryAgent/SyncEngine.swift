@@ -77,15 +77,10 @@ public final class SyncEngine: Sendable {
                     )
                 }
                 if answer.status == 200 {
-                    struct Ack: Codable {
-                        var status: String
-                        var cursor: UInt64
-                        var signature: String
-                    }
                     // Only an acknowledgement signed by the pinned hub key that covers
                     // the change set releases its writes; anything else (a captive
                     // portal, a proxy page, a forgery) leaves them queued.
-                    guard let ack = try? HubJSON.decoder.decode(Ack.self, from: Data(answer.body)),
+                    guard let ack = try? HubJSON.decoder.decode(AckV1.self, from: Data(answer.body)),
                         ack.cursor >= inflight.seqTo, let sig = unhex(ack.signature),
                         hubSign.verify(
                             signature: sig,
@@ -98,6 +93,7 @@ public final class SyncEngine: Sendable {
                             "the answer to change set \(inflight.seqFrom)...\(inflight.seqTo) was not a Ferry acknowledgement (is a proxy or login page in the way?); it stays queued"
                         )
                     }
+                    try applyNotices(ack, changeSet: inflight.id)
                     try store.acknowledge(upTo: inflight.seqTo)
                     if ack.status == "duplicate" { report.duplicates += 1 }
                     report.uploadedChangeSets += 1
@@ -241,6 +237,30 @@ public final class SyncEngine: Sendable {
         learnTime(hubMs: opened.header.createdHLC.millis, sentMs: a.sentMs, receivedMs: a.receivedMs)
         let n = try store.applyRemote(opened.body, cursor: opened.header.seqTo)
         return (n, opened.header.more, opened.header.ack)
+    }
+
+    /// Applies the hub's signed notices about quarantined writes (SPEC §8.9): the
+    /// replica takes the hub's accepted value back and keeps the reason. Notices
+    /// that do not verify are ignored (the acknowledgement itself was verified).
+    func applyNotices(_ ack: AckV1, changeSet: [UInt8]) throws {
+        guard let n = ack.notices, let sig = unhex(n.signature),
+            hubSign.verify(
+                signature: sig, of: QuarantineAuth.message(agent: config.agentID, changeSet: hex(changeSet), notices: n)
+            ),
+            let acceptedBytes = unhex(n.accepted),
+            let accepted = try? BodyCodec.decode(acceptedBytes, normalize: false)
+        else { return }
+        var notices: [QuarantineNotice] = []
+        for r in n.refused {
+            guard let rid = RecordID(r.record), let id = QuarantineAuth.writeID(r.write) else { continue }
+            let refused = FieldWrite(record: rid, field: r.field, id: id, value: .null)
+            let winner = accepted.writes.first { $0.record == rid && $0.field == r.field }
+            notices.append(QuarantineNotice(refused: refused, reason: r.reason, accepted: winner))
+        }
+        let fixed = try store.applyQuarantine(notices)
+        logger.warning(
+            "the hub quarantined values written here",
+            metadata: ["ferry.quarantined": "\(n.refused.count)", "ferry.corrected": "\(fixed)"])
     }
 
     /// Keeps the clock offset to the hub (DESIGN §4): hub time (from a signed

@@ -29,20 +29,6 @@ public struct HubReply: Sendable {
     }
 }
 
-/// An upload's acknowledgement, signed by the hub (SPEC §9.3).
-struct SignedAck: Encodable {
-    let result: IngestResult
-    let signature: String
-
-    enum Keys: String, CodingKey { case signature }
-
-    func encode(to encoder: any Encoder) throws {
-        try result.encode(to: encoder)
-        var c = encoder.container(keyedBy: Keys.self)
-        try c.encode(signature, forKey: .signature)
-    }
-}
-
 /// The hub's counters, exported in Prometheus text format.
 final class HubMetrics: Sendable {
     private let counters = Mutex<[String: Double]>([:])
@@ -61,6 +47,7 @@ public final class HubService: Sendable {
     public let identity: Identity
     public let operatorToken: String
     public let limits: EnvelopeLimits
+    let pipeline: IngestPipeline
     let metrics = HubMetrics()
     let logger: Logger
     let started = Date()
@@ -74,6 +61,7 @@ public final class HubService: Sendable {
         self.operatorToken = operatorToken
         self.limits = limits
         self.logger = logger
+        pipeline = IngestPipeline(store: store, identity: identity, limits: limits)
     }
 
     var timeHeader: [String: String] { ["X-Ferry-Time": String(store.nowMillis())] }
@@ -142,53 +130,62 @@ public final class HubService: Sendable {
     }
 
     private func uploadInner(_ bytes: [UInt8]) -> HubReply {
-        let header: ChangeSetHeader
-        do {
-            header = try Envelope.peek(bytes, limits: limits)
-        } catch {
-            return refused(error)
-        }
         var authenticated = false
         do {
-            guard let agent = try store.agent(id: header.origin.rawValue) else {
-                throw ChangeSetError.unknownKey(hex(header.senderKeyID)).about(header)
+            let o = try pipeline.ingest(envelope: bytes, authenticated: &authenticated)
+            let r = o.result
+            metrics.add("ferry_changesets_total", "status=\"\(r.status)\"")
+            metrics.add("ferry_writes_merged_total", "", Double(r.merged))
+            metrics.add("ferry_writes_quarantined_total", "", Double(r.quarantined))
+            if r.status == "duplicate" {
+                try? store.noteContact(agent: o.agent.id, skewMs: nil, ackedCursor: nil, error: nil)
             }
-            guard agent.isActive else {
-                return .error(
-                    403, code: "revoked",
-                    "agent \(agent.id) was revoked: its change sets are refused; re-enroll with a new token",
-                    changeSet: header.idHex)
-            }
-            let signKey = try SigningPublicKey(bytes: agent.signPublicKey)
-            let keys = try identity.kx.serverSessionKeys(client: try KXPublicKey(bytes: agent.kxPublicKey))
-            let opened = try Envelope.open(
-                bytes, recipientKeyID: identity.kx.publicKey.id, author: signKey, key: keys.receive, limits: limits,
-                normalize: true)
-            authenticated = true
-            let result = try store.ingest(opened, from: agent.id)
-            metrics.add("ferry_changesets_total", "status=\"\(result.status)\"")
-            metrics.add("ferry_writes_merged_total", "", Double(result.merged))
-            metrics.add("ferry_writes_quarantined_total", "", Double(result.quarantined))
-            let skew = Self.skew(opened.header.createdHLC.millis, store.nowMillis())
-            try? store.noteContact(agent: agent.id, skewMs: skew, ackedCursor: header.ack, error: nil)
             logger.info(
                 "change set ingested",
                 metadata: [
-                    "ferry.changeset.id": "\(header.idHex)", "ferry.agent": "\(agent.id)",
-                    "ferry.status": "\(result.status)",
-                    "ferry.merged": "\(result.merged)", "ferry.quarantined": "\(result.quarantined)",
+                    "ferry.changeset.id": "\(o.header.idHex)", "ferry.agent": "\(o.agent.id)",
+                    "ferry.status": "\(r.status)", "ferry.merged": "\(r.merged)",
+                    "ferry.quarantined": "\(r.quarantined)",
                 ])
-            let signature = identity.signing.sign(
-                AckAuth.message(agent: agent.id, changeSet: header.idHex, cursor: result.cursor, status: result.status))
-            return .json(200, SignedAck(result: result, signature: hex(signature)))
+            return .json(200, acknowledgement(o))
         } catch {
             // Only an authenticated author's refusal is recorded against it, so a
             // forger cannot make a silent agent look alive.
-            if authenticated, let a = try? store.agent(id: header.origin.rawValue) {
+            if authenticated, let h = try? Envelope.peek(bytes, limits: limits),
+                let a = try? store.agent(id: h.origin.rawValue)
+            {
                 try? store.noteContact(agent: a.id, skewMs: nil, ackedCursor: nil, error: "\(error)")
             }
             return refused(error)
         }
+    }
+
+    /// The signed acknowledgement of an ingested change set (SPEC §9.3), with the
+    /// signed quarantine notices when writes were refused (SPEC §8.9).
+    func acknowledgement(_ o: IngestPipeline.Outcome) -> AckV1 {
+        let r = o.result
+        let cs = o.header.idHex
+        let signature = identity.signing.sign(
+            AckAuth.message(agent: o.agent.id, changeSet: cs, cursor: r.cursor, status: r.status))
+        var ack = AckV1(
+            status: r.status, cursor: r.cursor, merged: r.merged, quarantined: r.quarantined,
+            conflictsOpen: r.conflictsOpen, signature: hex(signature))
+        if !o.notices.isEmpty {
+            let accepted = o.notices.compactMap(\.accepted)
+            var scopes: [RecordID: RecordScope] = [:]
+            for w in accepted { scopes[w.record] = RecordScope(formID: "", formVersion: 0, commune: o.agent.commune) }
+            var notices = QuarantineNoticesV1(
+                refused: o.notices.map {
+                    .init(
+                        record: $0.refused.record.description, field: $0.refused.field,
+                        write: QuarantineAuth.text($0.refused.id), reason: $0.reason)
+                },
+                accepted: hex(BodyCodec.encode(ChangeSetBody(writes: accepted, scopes: scopes))), signature: "")
+            notices.signature = hex(
+                identity.signing.sign(QuarantineAuth.message(agent: o.agent.id, changeSet: cs, notices: notices)))
+            ack.notices = notices
+        }
+        return ack
     }
 
     func refused(_ error: any Error) -> HubReply {

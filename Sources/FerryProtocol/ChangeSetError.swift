@@ -49,10 +49,10 @@ public struct ChangeSetError: Error, Sendable, Equatable, CustomStringConvertibl
             .unsupportedVersion,
             "protocol version \(v) is not supported (this side speaks \(protocolVersion)): upgrade the older side")
     }
-    public static func oversized(_ size: Int, limit: Int) -> ChangeSetError {
+    public static func oversized(_ size: Int, limit: Int, unit: String = "bytes") -> ChangeSetError {
         .init(
-            .oversized, "the change set is \(size) bytes, over the limit of \(limit): split it into smaller change sets"
-        )
+            .oversized,
+            "the change set is \(size) \(unit), over the limit of \(limit): split it into smaller change sets")
     }
     public static let wrongKey = ChangeSetError(
         .wrongKey, "the change set was sealed for another key: the agent pinned a different hub key; re-enroll it")

@@ -1,3 +1,4 @@
+import FerryCore
 import Foundation
 
 /// JSON messages of the sync exchange over HTTP (SPEC §9).
@@ -60,5 +61,85 @@ public struct EnrollResponse: Codable, Sendable {
         self.hubSignPublicKey = hubSignPublicKey
         self.hubKxPublicKey = hubKxPublicKey
         self.hubTimeMs = hubTimeMs
+    }
+}
+
+/// An upload's acknowledgement (SPEC §9.3), signed by the hub over
+/// ``AckAuth/message(agent:changeSet:cursor:status:)``; defined once for both sides.
+public struct AckV1: Codable, Sendable, Equatable {
+    /// "applied" or "duplicate".
+    public var status: String
+    /// The agent's sequence the hub has applied.
+    public var cursor: UInt64
+    public var merged: Int
+    public var quarantined: Int
+    public var conflictsOpen: Int
+    /// Hex Ed25519 signature by the hub.
+    public var signature: String
+    /// What the hub quarantined from this change set, when anything (SPEC §8.9).
+    public var notices: QuarantineNoticesV1?
+
+    public init(
+        status: String, cursor: UInt64, merged: Int, quarantined: Int, conflictsOpen: Int, signature: String,
+        notices: QuarantineNoticesV1? = nil
+    ) {
+        self.status = status
+        self.cursor = cursor
+        self.merged = merged
+        self.quarantined = quarantined
+        self.conflictsOpen = conflictsOpen
+        self.signature = signature
+        self.notices = notices
+    }
+}
+
+/// The quarantined writes of one change set and, for each field, the value the
+/// hub holds instead (SPEC §8.9), signed by the hub over ``QuarantineAuth``.
+public struct QuarantineNoticesV1: Codable, Sendable, Equatable {
+    public struct Refused: Codable, Sendable, Equatable {
+        public var record: String
+        public var field: String
+        /// The refused write's id: hlc as 16 hex digits, "@", origin.
+        public var write: String
+        public var reason: String
+        public init(record: String, field: String, write: String, reason: String) {
+            self.record = record
+            self.field = field
+            self.write = write
+            self.reason = reason
+        }
+    }
+    public var refused: [Refused]
+    /// Hex of a ``BodyCodec`` body holding the accepted winners of the refused fields (none for a field the hub holds no value of).
+    public var accepted: String
+    public var signature: String
+
+    public init(refused: [Refused], accepted: String, signature: String) {
+        self.refused = refused
+        self.accepted = accepted
+        self.signature = signature
+    }
+}
+
+/// What the hub signs for quarantine notices (SPEC §8.9).
+public enum QuarantineAuth {
+    public static func message(agent: String, changeSet: String, notices: QuarantineNoticesV1) -> [UInt8] {
+        var s = "ferry/quarantine/v1\n\(agent)\n\(changeSet)\n\(notices.accepted)\n"
+        for r in notices.refused { s += "\(r.record)\t\(r.field)\t\(r.write)\t\(r.reason)\n" }
+        return Array(s.utf8)
+    }
+
+    /// A write id as notices spell it.
+    public static func text(_ id: WriteID) -> String {
+        let h = String(id.hlc.raw, radix: 16)
+        return String(repeating: "0", count: 16 - h.count) + h + "@" + id.origin.rawValue
+    }
+
+    /// Parses ``text(_:)``; nil when malformed.
+    public static func writeID(_ s: String) -> WriteID? {
+        guard let at = s.firstIndex(of: "@"), s.distance(from: s.startIndex, to: at) == 16,
+            let raw = UInt64(s[..<at], radix: 16)
+        else { return nil }
+        return WriteID(hlc: HLC(raw: raw), origin: OriginID(String(s[s.index(after: at)...])))
     }
 }

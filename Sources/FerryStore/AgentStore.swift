@@ -88,8 +88,12 @@ public final class AgentStore: Sendable {
                         envelope BLOB NOT NULL, created_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);
                     """)
         }
+        migrateQuarantine(&m)
         return m
     }
+
+    /// The store's wall clock, for extensions in other files.
+    func wallMillis() -> UInt64 { wall.nowMillis() }
 
     // MARK: meta
 

@@ -33,6 +33,14 @@ public struct IngestResult: Sendable, Codable, Equatable {
     public var merged: Int
     public var quarantined: Int
     public var conflictsOpen: Int
+
+    public init(status: String, cursor: UInt64, merged: Int, quarantined: Int, conflictsOpen: Int) {
+        self.status = status
+        self.cursor = cursor
+        self.merged = merged
+        self.quarantined = quarantined
+        self.conflictsOpen = conflictsOpen
+    }
 }
 
 /// A refusal by the hub that is not about the envelope: scope, status, form.

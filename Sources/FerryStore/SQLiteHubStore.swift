@@ -3,6 +3,7 @@ import FerryCrypto
 import FerryProtocol
 import Foundation
 import GRDB
+import Synchronization
 
 /// The hub's store on an embedded SQLite file (DESIGN §8): the default backend.
 ///
@@ -15,6 +16,7 @@ public final class SQLiteHubStore: Sendable {
     private let wall: any WallClock
     /// How far ahead of the hub's clock a write may be stamped.
     public let futureBoundMillis: UInt64
+    private let formCache = Mutex<(key: [Int64], forms: [String: FormDefinition])?>(nil)
 
     public init(path: String, wall: any WallClock = SystemClock(), futureBoundMillis: UInt64 = 600_000) throws {
         pool = try openPool(path: path)
@@ -256,179 +258,19 @@ public final class SQLiteHubStore: Sendable {
         }
     }
 
-    // MARK: ingest
+    // MARK: forms, cached for ingest
 
-    /// Ingests an opened change set from `agent` (DESIGN §8): status, replay,
-    /// sequence, timestamps, scope → validate against the form → merge →
-    /// conflicts → progress → audit, all in one transaction.
-    /// - Throws: ``ChangeSetError`` or ``HubError``; nothing is applied then.
-    public func ingest(_ cs: OpenedChangeSet, from agentID: String) throws -> IngestResult {
-        try pool.write { db in
-            guard let agent = try Self.agent(db, id: agentID) else {
-                throw HubError(.unknownAgent, "agent \(agentID) is not enrolled here")
-            }
-            guard agent.isActive else {
-                throw HubError(.revoked, "agent \(agentID) was revoked: its change sets are refused")
-            }
-            // SPEC §3.3: `ack` is a position in the hub's stream, so it cannot pass the head
-            // (checked first: even a duplicate's ack is recorded as the agent's cursor).
-            let head = try AgentStore.meta(db, "stream_seq").flatMap(UInt64.init) ?? 0
-            guard cs.header.ack <= head else {
-                throw ChangeSetError.outOfRange("the header's ack", cs.header.ack, limit: head).about(cs.header)
-            }
-            let seen =
-                try Int.fetchOne(
-                    db, sql: "SELECT count(*) FROM changesets WHERE id = ?", arguments: [Data(cs.header.id)]) ?? 0 > 0
-            var c = try clock(db)
-            if seen {
-                return IngestResult(
-                    status: "duplicate", cursor: agent.appliedSeq, merged: 0, quarantined: 0,
-                    conflictsOpen: try Self.openConflictCount(db))
-            }
-            let verdict = try ReceiveChecks.check(
-                cs, sequence: OriginSequence(applied: agent.appliedSeq), alreadySeen: false, clock: c,
-                authorWritesOnly: true)
-            if verdict == .duplicate {
-                return IngestResult(
-                    status: "duplicate", cursor: agent.appliedSeq, merged: 0, quarantined: 0,
-                    conflictsOpen: try Self.openConflictCount(db))
-            }
-            for (rid, scope) in cs.body.scopes {
-                guard scope.commune == agent.commune else {
-                    throw HubError(
-                        .scope,
-                        "agent \(agent.id) of commune \(agent.commune) wrote record \(rid) of commune \(scope.commune): refused"
-                    )
-                }
-                if let have = try Row.fetchOne(
-                    db, sql: "SELECT form_id, form_version, commune FROM records WHERE id = ?",
-                    arguments: [Columns.blob(rid)])
-                {
-                    let old = RecordScope(
-                        formID: have["form_id"], formVersion: have["form_version"], commune: have["commune"])
-                    guard old == scope else {
-                        throw HubError(
-                            .scope,
-                            "record \(rid) already belongs to \(old.formID) v\(old.formVersion) in \(old.commune)")
-                    }
-                }
-            }
-            let forms = Dictionary(
-                try Self.formsIn(db).map { ("\($0.id)@\($0.version)", $0) }, uniquingKeysWith: { a, _ in a })
-            var merged = 0
-            var quarantined = 0
-            var touched = Set<RecordID>()
-            let now = wall.nowMillis()
-            for w in cs.body.writes {
-                try? c.observe(w.id.hlc)
-                guard let scope = cs.body.scopes[w.record] else { continue }
-                let reason: String?
-                if let form = forms["\(scope.formID)@\(scope.formVersion)"] {
-                    reason = form.violation(field: w.field, value: w.value)
-                } else {
-                    reason = "form \(scope.formID) v\(scope.formVersion) is not published at this hub"
-                }
-                if let reason {
-                    // Kept with its reason, never merged. So that the author's
-                    // replica (which shows the refused value) converges, the hub
-                    // re-asserts the field's accepted value in a write that
-                    // supersedes both the refused write and the current leaves.
-                    let leaves = LeafRegister(
-                        leaves: try Row.fetchAll(
-                            db, sql: "SELECT * FROM leaves WHERE record = ? AND field = ?",
-                            arguments: [Columns.blob(w.record), w.field]
-                        ).compactMap(FieldWrite.init(row:)))
-                    let deleted = LeafRegister(
-                        leaves: try Row.fetchAll(
-                            db, sql: "SELECT * FROM leaves WHERE record = ? AND field = ?",
-                            arguments: [Columns.blob(w.record), deletedField]
-                        ).compactMap(FieldWrite.init(row:)))
-                    let fix = FieldWrite(
-                        record: w.record, field: w.field, id: WriteID(hlc: c.now(), origin: .hub),
-                        prev: leaves.leaves.map(\.id) + [w.id], value: leaves.winner?.value ?? .null,
-                        alive: w.field == deletedField ? nil : deleted.winner?.id,
-                        covers: w.field == deletedField ? w.covers : [])
-                    if try merge(fix, scope: scope, changeSet: nil, db) { touched.insert(w.record) }
-                    try db.execute(
-                        sql: """
-                            INSERT INTO quarantine(changeset, origin, record, field, t, v, hlc, reason, created_ms)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                            """,
-                        arguments: [
-                            Data(cs.header.id), w.id.origin.rawValue, Columns.blob(w.record), w.field,
-                            Columns.tag(w.value),
-                            Columns.sqlValue(w.value), Columns.int64(w.id.hlc), reason, Int64(now),
-                        ])
-                    quarantined += 1
-                    continue
-                }
-                if try merge(w, scope: scope, changeSet: cs.header.id, db) { merged += 1 }
-                touched.insert(w.record)
-            }
-            for r in touched { try refreshRecord(r, db) }
-            try db.execute(
-                sql:
-                    "INSERT INTO changesets(id, origin, seq_from, seq_to, received_ms, writes, signed) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [
-                    Data(cs.header.id), agent.id, Int64(clamping: cs.header.seqFrom), Int64(clamping: cs.header.seqTo),
-                    Int64(clamping: now),
-                    cs.body.writes.count, Data(cs.signedRecord),
-                ])
-            try db.execute(
-                sql:
-                    "UPDATE agents SET applied_seq = ?, acked_cursor = max(acked_cursor, ?), last_seen_ms = ? WHERE id = ?",
-                arguments: [
-                    Int64(clamping: cs.header.seqTo), Int64(clamping: cs.header.ack), Int64(clamping: now), agent.id,
-                ])
-            try save(c, db)
-            return IngestResult(
-                status: "applied", cursor: cs.header.seqTo, merged: merged, quarantined: quarantined,
-                conflictsOpen: try Self.openConflictCount(db))
-        }
-    }
-
-    /// Merges one valid write into its field's leaves. Returns true when it became a leaf.
-    func merge(_ w: FieldWrite, scope: RecordScope, changeSet: [UInt8]?, _ db: Database) throws -> Bool {
-        try db.cachedStatement(
-            sql: "INSERT OR IGNORE INTO records(id, form_id, form_version, commune, created_ms) VALUES (?, ?, ?, ?, ?)"
-        ).execute(arguments: [
-            Columns.blob(w.record), scope.formID, scope.formVersion, scope.commune, Int64(wall.nowMillis()),
-        ])
-        let rows = try Row.fetchAll(
-            try db.cachedStatement(sql: "SELECT * FROM leaves WHERE record = ? AND field = ?"),
-            arguments: [Columns.blob(w.record), w.field])
-        var reg = LeafRegister(leaves: rows.compactMap(FieldWrite.init(row:)))
-        let before = Set(reg.leaves.map(\.id))
-        guard case .applied = reg.apply(w) else { return false }
-        let after = Set(reg.leaves.map(\.id))
-        let del = try db.cachedStatement(
-            sql: "DELETE FROM leaves WHERE record = ? AND field = ? AND hlc = ? AND origin = ?")
-        for gone in before.subtracting(after) {
-            try del.execute(arguments: [Columns.blob(w.record), w.field, Columns.int64(gone.hlc), gone.origin.rawValue])
-        }
-        let seq = try nextSeq(db)
-        var args = w.columnArguments
-        args += [Int64(seq), scope.commune, changeSet.map { Data($0) }]
-        try db.cachedStatement(
-            sql:
-                "INSERT INTO leaves(record, field, t, v, hlc, origin, prev, alive, covers, seq, commune, changeset) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-        ).execute(arguments: args)
-        return true
-    }
-
-    /// Recomputes a record's conflicts and deleted flag from its leaves.
-    func refreshRecord(_ r: RecordID, _ db: Database) throws {
-        guard let view = try Self.hubView(r, db) else { return }
-        try db.execute(
-            sql: "UPDATE records SET deleted = ? WHERE id = ?", arguments: [view.isDeleted ? 1 : 0, Columns.blob(r)])
-        try db.execute(sql: "DELETE FROM conflicts WHERE record = ?", arguments: [Columns.blob(r)])
-        let now = Int64(wall.nowMillis())
-        for c in ConflictRules.conflicts(record: r, registers: view.leaves) {
-            try db.execute(
-                sql:
-                    "INSERT OR IGNORE INTO conflicts(record, field, kind, commune, detected_ms) VALUES (?, ?, ?, ?, ?)",
-                arguments: [Columns.blob(r), c.field, c.kind.rawValue, view.scope.commune, now])
-        }
+    /// Published forms by `"<id>@<version>"`, decoded once per catalog change
+    /// (ingest reads them for every change set).
+    func formsByKey(_ db: Database) throws -> [String: FormDefinition] {
+        let stamp = try Row.fetchOne(
+            try db.cachedStatement(sql: "SELECT max(seq), count(*) FROM catalog WHERE kind = 'form'"))
+        let key = [(stamp?[0] as Int64?) ?? 0, (stamp?[1] as Int64?) ?? 0]
+        if let hit = formCache.withLock({ $0?.key == key ? $0?.forms : nil }) { return hit }
+        let forms = Dictionary(
+            try Self.formsIn(db).map { ("\($0.id)@\($0.version)", $0) }, uniquingKeysWith: { a, _ in a })
+        formCache.withLock { $0 = (key, forms) }
+        return forms
     }
 
     static func formsIn(_ db: Database) throws -> [FormDefinition] {
@@ -451,19 +293,19 @@ public final class SQLiteHubStore: Sendable {
         for (f, v) in values.sorted(by: { $0.key < $1.key }) {
             if let why = form.violation(field: f, value: v) { throw FormError(why) }
         }
-        return try pool.write { db in
-            var c = try clock(db)
+        return try transaction { tx in
+            var c = try tx.clock()
             let h = c.now()
             var rng = SystemRandomNumberGenerator()
             let rid = RecordID.v7(millis: h.millis, using: &rng)
             let scope = RecordScope(formID: form.id, formVersion: form.version, commune: commune)
-            for (f, v) in values where !v.isNull {
-                _ = try merge(
-                    FieldWrite(record: rid, field: f, id: WriteID(hlc: h, origin: .hub), value: v), scope: scope,
-                    changeSet: nil, db)
+            let writes = values.sorted { $0.key < $1.key }.filter { !$0.value.isNull }.map {
+                FieldWrite(record: rid, field: $0.key, id: WriteID(hlc: h, origin: .hub), value: $0.value)
             }
-            try refreshRecord(rid, db)
-            try save(c, db)
+            _ = try tx.merge(
+                [RecordBatch(record: rid, scope: scope, isNew: true, writes: writes)], changeSet: nil,
+                atMillis: nowMillis())
+            try tx.save(clock: c)
             return rid
         }
     }
@@ -474,31 +316,31 @@ public final class SQLiteHubStore: Sendable {
     /// edit-vs-delete conflict.
     public func operatorWrite(record: RecordID, values: [String: Value], resolve: Bool) throws {
         let values = values.mapValues(AgentStore.normalized)
-        try pool.write { db in
-            guard let view = try Self.hubView(record, db) else {
+        try transaction { tx in
+            guard let scope = try tx.scopes(of: [record])[record] else {
                 throw HubError(.notFound, "record \(record) is not at this hub")
             }
-            if let form = try Self.formsIn(db).first(where: {
-                $0.id == view.scope.formID && $0.version == view.scope.formVersion
-            }) {
+            let leaves = try tx.registers(of: record)
+            if let form = try tx.forms()["\(scope.formID)@\(scope.formVersion)"] {
                 for (f, v) in values.sorted(by: { $0.key < $1.key }) {
                     if let why = form.violation(field: f, value: v) { throw FormError(why) }
                 }
             }
-            var c = try clock(db)
+            var c = try tx.clock()
             let h = c.now()
-            for (f, v) in values {
+            let writes = values.sorted { $0.key < $1.key }.map { f, v in
                 let covers =
                     f == deletedField
-                    ? view.leaves.filter { $0.key != deletedField }.flatMap { $0.value.leaves.map(\.id) } : []
-                let w = WriteRules.hub(
+                    ? leaves.filter { $0.key != deletedField }.flatMap { $0.value.leaves.map(\.id) } : []
+                return WriteRules.hub(
                     record: record, field: f, value: v, id: WriteID(hlc: h, origin: .hub),
-                    leaves: view.leaves[f] ?? LeafRegister(),
-                    deleted: view.leaves[deletedField], resolve: resolve, covers: covers)
-                _ = try merge(w, scope: view.scope, changeSet: nil, db)
+                    leaves: leaves[f] ?? LeafRegister(), deleted: leaves[deletedField], resolve: resolve, covers: covers
+                )
             }
-            try refreshRecord(record, db)
-            try save(c, db)
+            _ = try tx.merge(
+                [RecordBatch(record: record, scope: scope, isNew: false, writes: writes)], changeSet: nil,
+                atMillis: nowMillis())
+            try tx.save(clock: c)
         }
     }
 

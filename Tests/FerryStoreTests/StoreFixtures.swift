@@ -1,5 +1,6 @@
 import FerryCore
 import FerryCrypto
+import FerryHub
 import FerryProtocol
 import FerryStore
 import Foundation
@@ -111,5 +112,12 @@ struct HubAndAgent {
         let since = try agent.counts().hubCursor
         let c = try hub.changes(for: try #require(try hub.agent(id: info.id)), since: since, maxBytes: 1 << 20)
         try agent.applyRemote(c.body, cursor: c.seqTo)
+    }
+}
+
+extension SQLiteHubStore {
+    /// Ingests through the hub's real pipeline (FerryHub's `IngestPipeline`).
+    func ingest(_ cs: OpenedChangeSet, from agent: String) throws -> IngestResult {
+        try IngestPipeline.apply(cs, from: agent, store: self).result
     }
 }

@@ -1,0 +1,172 @@
+import FerryCore
+import FerryProtocol
+import Foundation
+import GRDB
+
+extension SQLiteHubStore: HubStore {
+    public func transaction<T>(_ body: (any HubTransaction) throws -> T) throws -> T {
+        try pool.write { db in try body(SQLiteHubTransaction(db: db, store: self)) }
+    }
+}
+
+/// ``HubTransaction`` over one GRDB write transaction: cached statements,
+/// rows read by column index, one statement per leaf written.
+final class SQLiteHubTransaction: HubTransaction {
+    let db: Database
+    let store: SQLiteHubStore
+
+    init(db: Database, store: SQLiteHubStore) {
+        self.db = db
+        self.store = store
+    }
+
+    func agent(id: String) throws -> AgentInfo? { try SQLiteHubStore.agent(db, id: id) }
+
+    func streamHead() throws -> UInt64 {
+        try AgentStore.meta(db, "stream_seq").flatMap(UInt64.init) ?? 0
+    }
+
+    func hasChangeSet(id: [UInt8]) throws -> Bool {
+        try Int.fetchOne(
+            try db.cachedStatement(sql: "SELECT count(*) FROM changesets WHERE id = ?"), arguments: [Data(id)]) ?? 0 > 0
+    }
+
+    func scopes(of records: [RecordID]) throws -> [RecordID: RecordScope] {
+        let stmt = try db.cachedStatement(sql: "SELECT form_id, form_version, commune FROM records WHERE id = ?")
+        var out: [RecordID: RecordScope] = [:]
+        for r in records {
+            if let row = try Row.fetchOne(stmt, arguments: [Columns.blob(r)]) {
+                out[r] = RecordScope(formID: row[0], formVersion: row[1], commune: row[2])
+            }
+        }
+        return out
+    }
+
+    func forms() throws -> [String: FormDefinition] { try store.formsByKey(db) }
+
+    func registers(of record: RecordID) throws -> [String: LeafRegister] {
+        let stmt = try db.cachedStatement(
+            sql: "SELECT field, t, v, hlc, origin, prev, alive, covers FROM leaves WHERE record = ?")
+        var byField: [String: [FieldWrite]] = [:]
+        let rows = try Row.fetchCursor(stmt, arguments: [Columns.blob(record)])
+        while let row = try rows.next() {
+            let w = FieldWrite(record: record, indexedRow: row)
+            byField[w.field, default: []].append(w)
+        }
+        return byField.mapValues { LeafRegister(leaves: $0) }
+    }
+
+    func clock() throws -> HybridLogicalClock { try store.clock(db) }
+
+    func save(clock: HybridLogicalClock) throws { try store.save(clock, db) }
+
+    func reserveStream(_ count: Int) throws -> UInt64 {
+        let head = try Int64.fetchOne(
+            try db.cachedStatement(
+                sql:
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'stream_seq' RETURNING CAST(value AS INTEGER)"
+            ), arguments: [count])
+        return UInt64(clamping: (head ?? 0) - Int64(count) + 1)
+    }
+
+    func createRecord(_ id: RecordID, scope: RecordScope, atMillis: UInt64) throws {
+        try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO records(id, form_id, form_version, commune, created_ms) VALUES (?, ?, ?, ?, ?)"
+        ).execute(arguments: [
+            Columns.blob(id), scope.formID, scope.formVersion, scope.commune, Int64(clamping: atMillis),
+        ])
+    }
+
+    func persist(
+        _ m: RecordMerge, record: RecordID, commune: String, firstSeq: UInt64, changeSet: [UInt8]?, atMillis: UInt64
+    ) throws {
+        let rid = Columns.blob(record)
+        if !m.removed.isEmpty {
+            let del = try db.cachedStatement(
+                sql: "DELETE FROM leaves WHERE record = ? AND field = ? AND hlc = ? AND origin = ?")
+            for (field, id) in m.removed {
+                try del.execute(arguments: [rid, field, Columns.int64(id.hlc), id.origin.rawValue])
+            }
+        }
+        let insert = try db.cachedStatement(
+            sql:
+                "INSERT INTO leaves(record, field, t, v, hlc, origin, prev, alive, covers, seq, commune, changeset) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+        )
+        let cs = changeSet.map { Data($0) }
+        var seq = firstSeq
+        for w in m.added {
+            insert.setUncheckedArguments(
+                [
+                    rid, w.field, Columns.tag(w.value), Columns.sqlValue(w.value), Columns.int64(w.id.hlc),
+                    w.id.origin.rawValue, Columns.encodeRefs(w.prev), Columns.encodeRefs(w.alive.map { [$0] } ?? []),
+                    Columns.encodeRefs(w.covers), Int64(clamping: seq), commune, cs,
+                ])
+            try insert.execute()
+            seq += 1
+        }
+        if m.isDeleted != m.wasDeleted {
+            try db.cachedStatement(sql: "UPDATE records SET deleted = ? WHERE id = ?").execute(arguments: [
+                m.isDeleted ? 1 : 0, rid,
+            ])
+        }
+        if m.conflictsChanged {
+            let del = try db.cachedStatement(sql: "DELETE FROM conflicts WHERE record = ? AND field = ? AND kind = ?")
+            for c in m.conflictsBefore.subtracting(m.conflictsAfter).sorted() {
+                try del.execute(arguments: [rid, c.field, c.kind.rawValue])
+            }
+            let ins = try db.cachedStatement(
+                sql:
+                    "INSERT OR IGNORE INTO conflicts(record, field, kind, commune, detected_ms) VALUES (?, ?, ?, ?, ?)")
+            for c in m.conflictsAfter.subtracting(m.conflictsBefore).sorted() {
+                try ins.execute(arguments: [rid, c.field, c.kind.rawValue, commune, Int64(clamping: atMillis)])
+            }
+        }
+    }
+
+    func quarantine(_ w: FieldWrite, changeSet: [UInt8]?, reason: String, atMillis: UInt64) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO quarantine(changeset, origin, record, field, t, v, hlc, reason, created_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            changeSet.map { Data($0) }, w.id.origin.rawValue, Columns.blob(w.record), w.field, Columns.tag(w.value),
+            Columns.sqlValue(w.value), Columns.int64(w.id.hlc), reason, Int64(clamping: atMillis),
+        ])
+    }
+
+    func recordChangeSet(_ cs: OpenedChangeSet, agent: String, atMillis: UInt64) throws {
+        try db.cachedStatement(
+            sql:
+                "INSERT INTO changesets(id, origin, seq_from, seq_to, received_ms, writes, signed) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [
+            Data(cs.header.id), agent, Int64(clamping: cs.header.seqFrom), Int64(clamping: cs.header.seqTo),
+            Int64(clamping: atMillis), cs.body.writes.count, Data(cs.signedRecord),
+        ])
+    }
+
+    func advance(agent: String, appliedSeq: UInt64, ack: UInt64, skewMs: Int64, atMillis: UInt64) throws {
+        try db.cachedStatement(
+            sql: """
+                UPDATE agents SET applied_seq = ?, acked_cursor = max(acked_cursor, ?), last_seen_ms = ?,
+                  last_skew_ms = ?, last_error = NULL WHERE id = ?
+                """
+        ).execute(arguments: [
+            Int64(clamping: appliedSeq), Int64(clamping: ack), Int64(clamping: atMillis), skewMs, agent,
+        ])
+    }
+
+    func openConflictCount() throws -> Int { try SQLiteHubStore.openConflictCount(db) }
+}
+
+extension FieldWrite {
+    /// Reads a leaf from a row whose columns are, by index: field, t, v, hlc, origin, prev, alive, covers.
+    init(record: RecordID, indexedRow row: Row) {
+        self.init(
+            record: record, field: row[0],
+            id: WriteID(hlc: Columns.hlc(row[3]), origin: OriginID(row[4] as String)),
+            prev: Columns.decodeRefs(row[5]),
+            value: Columns.value(tag: row[1], row[2] as DatabaseValue),
+            alive: Columns.decodeRefs(row[6]).first, covers: Columns.decodeRefs(row[7]))
+    }
+}
