@@ -27,6 +27,10 @@ public struct RecordMerge: Sendable {
     public struct ConflictKey: Sendable, Hashable, Comparable {
         public var field: String
         public var kind: Conflict.Kind
+        public init(field: String, kind: Conflict.Kind) {
+            self.field = field
+            self.kind = kind
+        }
         public static func < (a: ConflictKey, b: ConflictKey) -> Bool {
             (a.field, a.kind.rawValue) < (b.field, b.kind.rawValue)
         }
