@@ -185,3 +185,21 @@ public enum TextError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// The one numbering of value types, on the wire (SPEC §5.3 `write_type`) and
+/// in every store (the agent's record blobs, the hub's `t` columns).
+public enum ValueTag: UInt8, Sendable, CaseIterable {
+    case null = 0, falseValue = 1, trueValue = 2, int = 3, double = 4, string = 5, date = 6, bytes = 7
+
+    public init(of v: Value) {
+        switch v {
+        case .null: self = .null
+        case .bool(let b): self = b ? .trueValue : .falseValue
+        case .int: self = .int
+        case .double: self = .double
+        case .text: self = .string
+        case .date: self = .date
+        case .bytes: self = .bytes
+        }
+    }
+}

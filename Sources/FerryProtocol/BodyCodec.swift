@@ -98,24 +98,14 @@ public enum BodyCodec {
             hlcDelta.append(Int64(bitPattern: w.id.hlc.raw &- lastHLC))
             lastHLC = w.id.hlc.raw
             originCol.append(originIndex[w.id.origin] ?? 0)
+            typeCol.append(UInt32(ValueTag(of: w.value).rawValue))
             switch w.value {
-            case .null: typeCol.append(0)
-            case .bool(let b): typeCol.append(b ? 2 : 1)
-            case .int(let i):
-                typeCol.append(3)
-                ints.append(i)
-            case .double(let d):
-                typeCol.append(4)
-                doubles.append(d)
-            case .text(let s):
-                typeCol.append(5)
-                strings.append(s)
-            case .date(let d):
-                typeCol.append(6)
-                ints.append(Int64(d))
-            case .bytes(let b):
-                typeCol.append(7)
-                blobs.append(Data(b))
+            case .null, .bool: break
+            case .int(let i): ints.append(i)
+            case .double(let d): doubles.append(d)
+            case .text(let s): strings.append(s)
+            case .date(let d): ints.append(Int64(d))
+            case .bytes(let b): blobs.append(Data(b))
             }
             prevCount.append(UInt32(w.prev.count))
             refFlags.append((w.alive == nil ? 0 : 1) | UInt32(w.covers.count) << 1)
@@ -231,25 +221,28 @@ public enum BodyCodec {
             hlc = hlc &+ UInt64(bitPattern: hlcDelta[i])
             let id = WriteID(hlc: HLC(raw: hlc), origin: try origin(originCol[i]))
             let value: Value
-            switch typeCol[i] {
-            case 0: value = .null
-            case 1: value = .bool(false)
-            case 2: value = .bool(true)
-            case 3, 6:
+            guard let tag = UInt8(exactly: typeCol[i]).flatMap(ValueTag.init(rawValue:)) else {
+                throw .malformed("write \(i) has unknown value type \(typeCol[i])")
+            }
+            switch tag {
+            case .null: value = .null
+            case .falseValue: value = .bool(false)
+            case .trueValue: value = .bool(true)
+            case .int, .date:
                 guard ints < intCol.count else { throw .malformed("int_values is too short") }
                 let x = intCol[ints]
                 ints += 1
-                if typeCol[i] == 3 {
+                if tag == .int {
                     value = .int(x)
                 } else {
                     guard let d = Int32(exactly: x) else { throw .malformed("date out of range") }
                     value = .date(d)
                 }
-            case 4:
+            case .double:
                 guard doubles < doubleCol.count else { throw .malformed("double_values is too short") }
                 value = .double(doubleCol[doubles])
                 doubles += 1
-            case 5:
+            case .string:
                 guard strings < stringCol.count else { throw .malformed("string_values is too short") }
                 let s = stringCol[strings]
                 strings += 1
@@ -265,7 +258,7 @@ public enum BodyCodec {
                 } else {
                     value = .text(s)
                 }
-            case 7:
+            case .bytes:
                 guard blobs < bytesCol.count else { throw .malformed("bytes_values is too short") }
                 let b = bytesCol[blobs]
                 blobs += 1
@@ -273,8 +266,6 @@ public enum BodyCodec {
                     throw .malformed("a bytes value is over \(Value.maxBytes) bytes")
                 }
                 value = .bytes([UInt8](b))
-            default:
-                throw .malformed("write \(i) has unknown value type \(typeCol[i])")
             }
             let prevCount = Int(prevCol[i])
             let flags = flagCol[i]

@@ -4,26 +4,17 @@ import GRDB
 
 /// How values, write ids and ref lists are stored in SQLite columns.
 ///
-/// A value is two columns: `t` (type tag) and `v` (the SQLite value). A list
+/// A value is two columns: `t` (its ``ValueTag``, the wire's numbering) and
+/// `v` (the SQLite value; null for null and bools). A list
 /// of write ids is one BLOB: per id, 8 bytes big-endian hlc, 1 byte origin
 /// length, origin bytes.
 enum Columns {
-    static func tag(_ v: Value) -> Int64 {
-        switch v {
-        case .null: 0
-        case .bool: 1
-        case .int: 2
-        case .double: 3
-        case .text: 4
-        case .date: 5
-        case .bytes: 6
-        }
-    }
+    /// The value's ``ValueTag`` (the wire's numbering, SPEC §5.3).
+    static func tag(_ v: Value) -> Int64 { Int64(ValueTag(of: v).rawValue) }
 
     static func sqlValue(_ v: Value) -> DatabaseValue {
         switch v {
-        case .null: .null
-        case .bool(let b): (b ? 1 : 0).databaseValue
+        case .null, .bool: .null
         case .int(let i): i.databaseValue
         case .double(let d): d.databaseValue
         case .text(let s): s.databaseValue
@@ -35,14 +26,15 @@ enum Columns {
     /// Reads a value back; a row that does not match its tag reads as null
     /// (the store wrote it, so this only happens on disk corruption).
     static func value(tag: Int64, _ dbv: DatabaseValue) -> Value {
-        switch (tag, dbv.storage) {
-        case (1, .int64(let i)): .bool(i != 0)
-        case (2, .int64(let i)): .int(i)
-        case (3, .double(let d)): .double(d)
-        case (3, .int64(let i)): .double(Double(i))
-        case (4, .string(let s)): .text(s)
-        case (5, .int64(let i)): .date(Int32(truncatingIfNeeded: i))
-        case (6, .blob(let b)): .bytes([UInt8](b))
+        switch (UInt8(exactly: tag).flatMap(ValueTag.init(rawValue:)), dbv.storage) {
+        case (.falseValue, _): .bool(false)
+        case (.trueValue, _): .bool(true)
+        case (.int, .int64(let i)): .int(i)
+        case (.double, .double(let d)): .double(d)
+        case (.double, .int64(let i)): .double(Double(i))
+        case (.string, .string(let s)): .text(s)
+        case (.date, .int64(let i)): .date(Int32(truncatingIfNeeded: i))
+        case (.bytes, .blob(let b)): .bytes([UInt8](b))
         default: .null
         }
     }

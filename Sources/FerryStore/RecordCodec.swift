@@ -26,25 +26,16 @@ enum RecordCodec {
             putUTF8(&body, w.field)
             putVarint(&body, w.id.hlc.raw)
             putVarint(&body, UInt64(idx(w.id.origin)))
+            body.append(ValueTag(of: w.value).rawValue)
             switch w.value {
-            case .null: body.append(0)
-            case .bool(let b): body.append(b ? 2 : 1)
-            case .int(let i):
-                body.append(3)
-                putVarint(&body, zigzag(i))
+            case .null, .bool: break
+            case .int(let i): putVarint(&body, zigzag(i))
             case .double(let d):
-                body.append(4)
                 var bits = d.bitPattern.littleEndian
                 withUnsafeBytes(of: &bits) { body.append(contentsOf: $0) }
-            case .text(let s):
-                body.append(5)
-                putUTF8(&body, s)
-            case .date(let d):
-                body.append(6)
-                putVarint(&body, zigzag(Int64(d)))
-            case .bytes(let b):
-                body.append(7)
-                putBytes(&body, b)
+            case .text(let s): putUTF8(&body, s)
+            case .date(let d): putVarint(&body, zigzag(Int64(d)))
+            case .bytes(let b): putBytes(&body, b)
             }
             putVarint(&body, UInt64(w.prev.count))
             for r in w.prev { putRef(&body, r, idx(r.origin)) }
@@ -91,16 +82,18 @@ enum RecordCodec {
                 let hlc = try r.varint()
                 let o = try origin(try r.count())
                 let value: Value
-                switch try r.byte() {
-                case 0: value = .null
-                case 1: value = .bool(false)
-                case 2: value = .bool(true)
-                case 3: value = .int(unzigzag(try r.varint()))
-                case 4: value = .double(Double(bitPattern: try r.u64le()))
-                case 5: value = .text(try r.string())
-                case 6: value = .date(Int32(truncatingIfNeeded: unzigzag(try r.varint())))
-                case 7: value = .bytes(try r.bytes())
-                default: throw StoreError("record \(record) is damaged (value tag)")
+                guard let tag = ValueTag(rawValue: try r.byte()) else {
+                    throw StoreError("record \(record) is damaged (value tag)")
+                }
+                switch tag {
+                case .null: value = .null
+                case .falseValue: value = .bool(false)
+                case .trueValue: value = .bool(true)
+                case .int: value = .int(unzigzag(try r.varint()))
+                case .double: value = .double(Double(bitPattern: try r.u64le()))
+                case .string: value = .text(try r.string())
+                case .date: value = .date(Int32(truncatingIfNeeded: unzigzag(try r.varint())))
+                case .bytes: value = .bytes(try r.bytes())
                 }
                 var prev: [WriteID] = []
                 for _ in 0..<(try r.count()) { prev.append(try ref()) }

@@ -58,6 +58,18 @@ public final class SQLiteHubStore: Sendable {
                     INSERT INTO meta(key, value) VALUES ('stream_seq', '0');
                     """)
         }
+        // One value-tag numbering for wire and storage (ValueTag): v1 stored
+        // null 0, bool 1 (v 0/1), int 2, double 3, string 4, date 5, bytes 6.
+        m.registerMigration("v2-value-tags") { db in
+            for table in ["leaves", "quarantine"] {
+                try db.execute(
+                    sql: """
+                        UPDATE \(table) SET t = CASE t WHEN 1 THEN (CASE WHEN v THEN 2 ELSE 1 END)
+                          WHEN 2 THEN 3 WHEN 3 THEN 4 WHEN 4 THEN 5 WHEN 5 THEN 6 WHEN 6 THEN 7 ELSE t END,
+                          v = CASE t WHEN 1 THEN NULL ELSE v END
+                        """)
+            }
+        }
         return m
     }
 

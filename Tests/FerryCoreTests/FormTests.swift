@@ -99,7 +99,7 @@ struct FormTests {
                 == "'parcel_no' must be at least 1, got -9223372036854775808")
         var wide = FieldSpec(name: "n", type: .int)
         wide.min = -1e300
-        wide.max = 9_223_372_036_854_775_807
+        wide.max = 9.223_372_036_854_775_808e18  // 2^63, above every Int64
         let form = FormDefinition(id: "w", version: 1, title: "w", fields: [wide])
         #expect(form.violation(field: "n", value: .int(.max)) == nil)
         #expect(form.violation(field: "n", value: .int(.min)) == nil)
