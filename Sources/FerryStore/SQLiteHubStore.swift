@@ -3,6 +3,7 @@ import FerryCrypto
 import FerryProtocol
 import Foundation
 import GRDB
+import Synchronization
 
 /// The hub's store on an embedded SQLite file (DESIGN §8): the default backend.
 ///
@@ -16,11 +17,21 @@ public final class SQLiteHubStore: Sendable {
     /// How far ahead of the hub's clock a write may be stamped.
     public let futureBoundMillis: UInt64
 
+    /// The database file.
+    public let path: String
+    /// The storage fault of the last write that failed, until a write succeeds (for `/v1/health`).
+    let lastFault = Mutex<StoreFault?>(nil)
+
     public init(path: String, wall: any WallClock = SystemClock(), futureBoundMillis: UInt64 = 600_000) throws {
+        self.path = path
         pool = try openPool(path: path)
         self.wall = wall
         self.futureBoundMillis = futureBoundMillis
-        try Self.migrator.migrate(pool)
+        do {
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreFault.from(error, path: path) ?? error
+        }
     }
 
     static var migrator: DatabaseMigrator {
@@ -56,7 +67,61 @@ public final class SQLiteHubStore: Sendable {
                     INSERT INTO meta(key, value) VALUES ('stream_seq', '0');
                     """)
         }
+        // SPEC §7.2: a digest of each accepted body, to tell a re-delivery
+        // (same content) from a cloned replica (same origin and sequence,
+        // other content); and the clone refusals per agent.
+        m.registerMigration("v2-cloned-replicas") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE changesets ADD COLUMN body_digest BLOB;
+                    ALTER TABLE agents ADD COLUMN cloned_ms INTEGER;
+                    ALTER TABLE agents ADD COLUMN cloned_refusals INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return m
+    }
+
+    // MARK: storage faults
+
+    /// One write transaction. A storage failure is thrown as ``StoreFault``
+    /// and remembered for `/v1/health` until a write succeeds again.
+    func write<T>(_ updates: (Database) throws -> T) throws -> T {
+        do {
+            let r = try pool.write(updates)
+            lastFault.withLock { $0 = nil }
+            return r
+        } catch {
+            guard let f = StoreFault.from(error, path: path) else { throw error }
+            lastFault.withLock { $0 = f }
+            throw f
+        }
+    }
+
+    /// Checks the file for damage (`PRAGMA quick_check`), as `ferry hub serve` does at start.
+    /// - Throws: ``StoreFault`` `corrupt` with what to do.
+    public func verifyIntegrity() throws { try StoreFault.quickCheck(pool, path: path) }
+
+    /// Nil when the store can take writes; otherwise why not (SPEC §9.5, `/v1/health`):
+    /// the directory is read-only, under 1 MiB is free, or the last write failed
+    /// on the disk and a small probe write still fails.
+    public func writeProblem() -> StoreFault? {
+        if lastFault.withLock({ $0 }) != nil {
+            // A write that changes a page needs space in the WAL: it tells
+            // whether the disk takes writes again; success clears the fault.
+            _ = try? write { db in
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('health_probe_ms', ?)",
+                    arguments: [String(wall.nowMillis())])
+            }
+            if let f = lastFault.withLock({ $0 }) { return f }
+        }
+        let dir = (path as NSString).deletingLastPathComponent
+        let d = dir.isEmpty ? "." : dir
+        if !Platform.isWritable(d) || !Platform.isWritable(path) { return StoreFault(.readOnly, path: path) }
+        if let free = Platform.freeBytes(d), free < 1 << 20 {
+            return StoreFault(.diskFull, path: path, detail: "\(free) bytes free")
+        }
+        return nil
     }
 
     // MARK: meta and clock
@@ -66,7 +131,7 @@ public final class SQLiteHubStore: Sendable {
     }
 
     public func setMeta(_ key: String, _ value: String) throws {
-        try pool.write { db in try AgentStore.setMeta(db, key, value) }
+        try write { db in try AgentStore.setMeta(db, key, value) }
     }
 
     func clock(_ db: Database) throws -> HybridLogicalClock {
@@ -101,7 +166,7 @@ public final class SQLiteHubStore: Sendable {
     /// Publishes (or re-publishes) a catalog entry; it streams to every agent.
     /// - Throws: ``HubError`` `formImmutable` when a form version exists with other content.
     public func publish(_ kind: CatalogItem.Kind, key: String, json: [UInt8]) throws {
-        try pool.write { db in
+        try write { db in
             if kind == .form,
                 let old = try Data.fetchOne(
                     db, sql: "SELECT json FROM catalog WHERE kind = 'form' AND key = ?", arguments: [key])
@@ -156,7 +221,7 @@ public final class SQLiteHubStore: Sendable {
         }
         let secret = randomBytes(16)
         let now = wall.nowMillis()
-        try pool.write { db in
+        try write { db in
             try db.execute(
                 sql: "INSERT INTO tokens(hash, commune, created_ms, expires_ms) VALUES (?, ?, ?, ?)",
                 arguments: [Data(keyID(of: secret)), commune, Int64(now), Int64(now + ttlMillis)])
@@ -170,7 +235,7 @@ public final class SQLiteHubStore: Sendable {
         secret: [UInt8], commune: String, signKey: SigningPublicKey, kxKey: KXPublicKey, hostname: String
     ) throws -> AgentInfo {
         let now = wall.nowMillis()
-        return try pool.write { db in
+        return try write { db in
             guard
                 let t = try Row.fetchOne(
                     db, sql: "SELECT * FROM tokens WHERE hash = ?", arguments: [Data(keyID(of: secret))])
@@ -212,7 +277,7 @@ public final class SQLiteHubStore: Sendable {
 
     /// Revokes an agent: its key is refused from now on.
     public func revoke(agent id: String) throws {
-        try pool.write { db in
+        try write { db in
             try db.execute(sql: "UPDATE agents SET status = 'revoked' WHERE id = ?", arguments: [id])
             if db.changesCount == 0 { throw HubError(.notFound, "no agent \(id): see `ferry hub agents`") }
         }
@@ -238,13 +303,15 @@ public final class SQLiteHubStore: Sendable {
                 enrolledMs: UInt64(r["enrolled_ms"] as Int64),
                 lastSeenMs: (r["last_seen_ms"] as Int64?).map(UInt64.init),
                 lastSkewMs: r["last_skew_ms"], appliedSeq: UInt64(r["applied_seq"] as Int64),
-                ackedCursor: UInt64(r["acked_cursor"] as Int64), lastError: r["last_error"])
+                ackedCursor: UInt64(r["acked_cursor"] as Int64), lastError: r["last_error"],
+                clonedMs: (r["cloned_ms"] as Int64?).map { UInt64(clamping: $0) },
+                clonedRefusals: r["cloned_refusals"] ?? 0)
         }
     }
 
     /// Records a contact from an agent (pull or upload), its clock skew and its cursor.
     public func noteContact(agent id: String, skewMs: Int64?, ackedCursor: UInt64?, error: String?) throws {
-        try pool.write { db in
+        try write { db in
             try db.execute(
                 sql: """
                     UPDATE agents SET last_seen_ms = ?, last_skew_ms = coalesce(?, last_skew_ms),
@@ -261,7 +328,54 @@ public final class SQLiteHubStore: Sendable {
     /// conflicts → progress → audit, all in one transaction.
     /// - Throws: ``ChangeSetError`` or ``HubError``; nothing is applied then.
     public func ingest(_ cs: OpenedChangeSet, from agentID: String) throws -> IngestResult {
-        try pool.write { db in
+        do {
+            return try ingestChecked(cs, from: agentID)
+        } catch let e as ChangeSetError where e.code == .clonedReplica {
+            // The refusal rolled the change set back; record it on the agent for
+            // `ferry hub agents` and metrics in a transaction of its own.
+            try? write { db in
+                try db.execute(
+                    sql: "UPDATE agents SET cloned_ms = ?, cloned_refusals = cloned_refusals + 1 WHERE id = ?",
+                    arguments: [Int64(clamping: wall.nowMillis()), agentID])
+            }
+            throw e
+        }
+    }
+
+    /// A digest of a change set's writes and scopes in canonical order: equal
+    /// for two change sets that carry the same content, whatever their ids.
+    static func bodyDigest(_ body: ChangeSetBody) -> [UInt8] {
+        digest(BodyCodec.encode(ChangeSetBody(writes: body.canonicalWrites, scopes: body.scopes)))
+    }
+
+    /// SPEC §7.2: a change set claiming sequence numbers this hub already
+    /// applied for the origin is a harmless re-delivery only when it carries
+    /// the same content as the change set applied for that range; otherwise two
+    /// replicas share one origin (an agent directory copied to another PC) and
+    /// the newcomer is refused, so neither PC's writes are silently dropped.
+    /// - Returns: true for a re-delivery; throws `cloned_replica` otherwise.
+    static func isRedelivery(_ cs: OpenedChangeSet, agent: AgentInfo, _ db: Database) throws -> Bool {
+        let h = cs.header
+        let mine = bodyDigest(cs.body)
+        let row =
+            try Row.fetchOne(
+                db, sql: "SELECT seq_from, seq_to, body_digest FROM changesets WHERE id = ?", arguments: [Data(h.id)])
+            ?? Row.fetchOne(
+                db, sql: "SELECT seq_from, seq_to, body_digest FROM changesets WHERE origin = ? AND seq_from = ?",
+                arguments: [agent.id, Int64(clamping: h.seqFrom)])
+        if let row {
+            let sameRange =
+                UInt64(clamping: row["seq_from"] as Int64) == h.seqFrom
+                && UInt64(clamping: row["seq_to"] as Int64) == h.seqTo
+            // A change set stored before digests were kept compares by id alone.
+            guard let stored = row["body_digest"] as Data? else { return sameRange }
+            if sameRange && [UInt8](stored) == mine { return true }
+        }
+        throw ChangeSetError.clonedReplica(h)
+    }
+
+    private func ingestChecked(_ cs: OpenedChangeSet, from agentID: String) throws -> IngestResult {
+        try write { db in
             guard let agent = try Self.agent(db, id: agentID) else {
                 throw HubError(.unknownAgent, "agent \(agentID) is not enrolled here")
             }
@@ -272,7 +386,9 @@ public final class SQLiteHubStore: Sendable {
                 try Int.fetchOne(
                     db, sql: "SELECT count(*) FROM changesets WHERE id = ?", arguments: [Data(cs.header.id)]) ?? 0 > 0
             var c = try clock(db)
-            if seen {
+            if seen || (cs.header.seqFrom >= 1 && cs.header.seqFrom <= agent.appliedSeq),
+                try Self.isRedelivery(cs, agent: agent, db)
+            {
                 return IngestResult(
                     status: "duplicate", cursor: agent.appliedSeq, merged: 0, quarantined: 0,
                     conflictsOpen: try Self.openConflictCount(db))
@@ -360,10 +476,10 @@ public final class SQLiteHubStore: Sendable {
             for r in touched { try refreshRecord(r, db) }
             try db.execute(
                 sql:
-                    "INSERT INTO changesets(id, origin, seq_from, seq_to, received_ms, writes, signed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO changesets(id, origin, seq_from, seq_to, received_ms, writes, signed, body_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 arguments: [
                     Data(cs.header.id), agent.id, Int64(cs.header.seqFrom), Int64(cs.header.seqTo), Int64(now),
-                    cs.body.writes.count, Data(cs.signedRecord),
+                    cs.body.writes.count, Data(cs.signedRecord), Data(Self.bodyDigest(cs.body)),
                 ])
             try db.execute(
                 sql:
@@ -440,7 +556,7 @@ public final class SQLiteHubStore: Sendable {
         for (f, v) in values.sorted(by: { $0.key < $1.key }) {
             if let why = form.violation(field: f, value: v) { throw FormError(why) }
         }
-        return try pool.write { db in
+        return try write { db in
             var c = try clock(db)
             let h = c.now()
             var rng = SystemRandomNumberGenerator()
@@ -463,7 +579,7 @@ public final class SQLiteHubStore: Sendable {
     /// edit-vs-delete conflict.
     public func operatorWrite(record: RecordID, values: [String: Value], resolve: Bool) throws {
         let values = values.mapValues(AgentStore.normalized)
-        try pool.write { db in
+        try write { db in
             guard let view = try Self.hubView(record, db) else {
                 throw HubError(.notFound, "record \(record) is not at this hub")
             }
@@ -670,6 +786,7 @@ public final class SQLiteHubStore: Sendable {
                 ("changesets", "SELECT count(*) FROM changesets"),
                 ("agents", "SELECT count(*) FROM agents WHERE status = 'active'"),
                 ("agents_revoked", "SELECT count(*) FROM agents WHERE status = 'revoked'"),
+                ("agents_cloned", "SELECT count(*) FROM agents WHERE cloned_ms IS NOT NULL"),
             ] {
                 out[k] = try Int.fetchOne(db, sql: sql) ?? 0
             }
