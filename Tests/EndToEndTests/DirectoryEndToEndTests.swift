@@ -77,7 +77,9 @@ struct DirectoryEndToEndTests {
         for f in ["hub.key", "operator.token", "hub.sqlite"] {
             #expect(Self.mode(dir + "/" + f) == 0o600, "\(f) mode \(String(Self.mode(dir + "/" + f) ?? 0, radix: 8))")
         }
-        var hub = try await sb.serveHub(dir: dir)
+        // One port for both starts: the agent keeps the URL it enrolled with.
+        let port = try freePort()
+        var hub = try await sb.serveHub(dir: dir, port: port)
         let a = try await sb.enrollAgent("a", hub: hub, commune: Self.commune)
         #expect(Self.mode(a) == 0o700, "agent directory mode \(String(Self.mode(a) ?? 0, radix: 8))")
         // The -wal and -shm files exist while the replica is open; SQLite gives them the file's mode.
@@ -95,7 +97,7 @@ struct DirectoryEndToEndTests {
         sb.stop(hub.process)
         Platform.setMode(dir, 0o755)
         Platform.setMode(dir + "/hub.sqlite", 0o644)
-        hub = try await sb.serveHub(dir: dir, name: "hub2")
+        hub = try await sb.serveHub(dir: dir, port: port, name: "hub2")
         let log = sb.log("hub2")
         #expect(log.contains("not private") && log.contains("chmod 700 \(dir)"), "\(log)")
         #expect(log.contains("chmod 600 \(dir)/hub.sqlite"), "\(log)")

@@ -184,7 +184,8 @@ struct FaultEndToEndTests {
         let sb = try Sandbox("readonly")
         defer { sb.close() }
         try await sb.ok(["hub", "init", "--dir", fs.path + "/hub"])
-        var hub = try await sb.serveHub(dir: fs.path + "/hub")
+        let port = try freePort()
+        var hub = try await sb.serveHub(dir: fs.path + "/hub", port: port)
         let token = try await sb.ok(["hub", "token", "--commune", Self.commune, "--hub-dir", hub.dir])
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let a = fs.path + "/agent"
@@ -206,7 +207,7 @@ struct FaultEndToEndTests {
         #expect(!serve.text.contains("SQLite error"), "\(serve.text)")
 
         try fs.remount(readOnly: false)
-        hub = try await sb.serveHub(dir: hub.dir, name: "hub2")
+        hub = try await sb.serveHub(dir: hub.dir, port: port, name: "hub2")
         try await sb.ok([
             "records", "add", "owner_name=Đặng Thị Mai", "owner_id=068100200400", "status=draft", "--dir", a,
         ])

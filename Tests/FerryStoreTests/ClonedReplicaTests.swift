@@ -15,7 +15,9 @@ struct ClonedReplicaTests {
         let t = try HubAndAgent(dir)
         try t.agent.create(form: try Fixture.form, commune: Fixture.commune, values: Fixture.rows(1, seed: 1)[0])
         try t.upload()
-        // A copy of the replica file, as if the directory were copied to another PC.
+        // A copy of the replica file, as if the directory were copied to another PC
+        // (its WAL folded in first, so the one file holds everything).
+        try t.agent.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
         try FileManager.default.copyItem(atPath: dir.file("agent.sqlite"), toPath: dir.file("copy.sqlite"))
         let copy = try AgentStore(path: dir.file("copy.sqlite"), origin: t.agent.origin)
         try t.agent.create(form: try Fixture.form, commune: Fixture.commune, values: Fixture.rows(1, seed: 2)[0])

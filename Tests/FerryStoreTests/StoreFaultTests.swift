@@ -49,7 +49,9 @@ struct StoreFaultTests {
 
         try Data("this is not a database, just text that is long enough to look like a header".utf8).write(
             to: URL(fileURLWithPath: dir.file("text.sqlite")))
-        let notADB = #expect(throws: StoreFault.self) { _ = try AgentStore(path: dir.file("text.sqlite"), origin: OriginID("a")) }
+        let notADB = #expect(throws: StoreFault.self) {
+            _ = try AgentStore(path: dir.file("text.sqlite"), origin: OriginID("a"))
+        }
         #expect(notADB?.code == .corrupt)
     }
 
