@@ -30,7 +30,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     }
 }
 
-/// The files of one agent: `agent.json`, `agent.key` (0600), `replica.sqlite`.
+/// The files of one agent (directory 0700): `agent.json`, `agent.key` and `replica.sqlite` (0600), `agent.lock`.
 public struct AgentHome: Sendable {
     public let directory: String
 
@@ -67,6 +67,18 @@ public struct AgentHome: Sendable {
     public func store(wall: any WallClock = SystemClock()) throws -> AgentStore {
         let c = try config()
         return try AgentStore(path: replicaPath, origin: OriginID(c.agentID), wall: wall)
+    }
+
+    /// Takes the directory's lock (`agent.lock`): one agent process per directory.
+    /// - Throws: ``LockError`` naming the PID of the agent already running.
+    public func lock() throws -> DirectoryLock {
+        try DirectoryLock.acquire(directory: directory, name: "agent.lock", what: "a ferry agent")
+    }
+
+    /// Warnings for files other users can read (the directory should be 0700;
+    /// the key and the replica with its -wal and -shm, 0600).
+    public func privacyWarnings() -> [String] {
+        FilePrivacy.warnings([directory, keyPath] + FilePrivacy.databaseFiles(replicaPath))
     }
 
     /// The hub's pinned keys.

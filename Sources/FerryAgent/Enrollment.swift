@@ -9,18 +9,40 @@ public enum Enrollment {
     /// Makes the agent's keys, registers them with the token, checks the hub's
     /// keys against the fingerprint the token pins, and writes the agent directory.
     /// - Throws: ``AgentError`` naming what is wrong and what to do.
-    public static func enroll(hubURL: String, token text: String, home: AgentHome, hostname: String) async throws
-        -> AgentConfig
-    {
+    ///
+    /// On a directory that already holds an agent, enrollment is refused unless
+    /// the hub refused that agent as a cloned replica or `reenroll` is set: then
+    /// the directory gets new keys and the new agent's id, and every write the
+    /// hub has not acknowledged is queued again under the new id (SPEC §7.2).
+    /// The caller holds the directory's lock.
+    public static func enroll(
+        hubURL: String, token text: String, home: AgentHome, hostname: String, reenroll: Bool = false
+    ) async throws -> AgentConfig {
         guard let token = EnrollmentToken(text) else {
             throw AgentError(
                 "the token is malformed: it looks like ferry1.<commune>.<secret>.<fingerprint>; copy it exactly")
         }
+        var previous: (config: AgentConfig, store: AgentStore)? = nil
         if home.isEnrolled {
-            throw AgentError(
-                "\(home.directory) already holds an enrolled agent: use another --dir, or remove it to start over")
+            let config = try home.config()
+            let store = try home.store()
+            let refusedAsCopy = try store.meta("cloned_replica") != nil
+            guard reenroll || refusedAsCopy else {
+                throw AgentError(
+                    "\(home.directory) already holds an enrolled agent (\(config.agentID)): use another --dir, or remove it to start over. If this directory is a copy of another PC's agent directory, enroll it as its own agent with --reenroll: every change made here is kept and sent under the new enrollment"
+                )
+            }
+            let pinned = try home.hubKeys()
+            guard Identity.fingerprint(sign: pinned.sign.bytes, kx: pinned.kx.bytes) == token.hubFingerprint else {
+                throw AgentError(
+                    "this token was issued by another hub than the one this agent is enrolled with (\(config.hubURL)): ask that hub's operator for a token"
+                )
+            }
+            previous = (config, store)
         }
-        try FileManager.default.createDirectory(atPath: home.directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: home.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        Platform.setMode(home.directory, 0o700)
         let identity = Identity()
         let client = HubClient(baseURL: hubURL)
         defer { Task { await client.shutdown() } }  // detached: cleanup must not block the caller's error path
@@ -48,11 +70,26 @@ public enum Enrollment {
                 "the hub at \(hubURL) is not the hub that issued this token (key fingerprint mismatch): nothing was saved"
             )
         }
-        let config = AgentConfig(
+        var config = AgentConfig(
             hubURL: hubURL, agentID: resp.agentId, commune: resp.commune, hubSignPublicKey: resp.hubSignPublicKey,
             hubKxPublicKey: resp.hubKxPublicKey)
-        try identity.save(path: home.keyPath)
-        try home.save(config)
+        if let previous {
+            config.syncIntervalSeconds = previous.config.syncIntervalSeconds
+            config.maxChangeSetBytes = previous.config.maxChangeSetBytes
+            // New keys beside the old ones, the replica moved to the new origin in
+            // one transaction, then the keys and config swapped in by rename.
+            try identity.save(path: home.keyPath + ".new")
+            let requeued = try previous.store.reorigin(to: OriginID(resp.agentId))
+            try Platform.replace(home.keyPath, with: home.keyPath + ".new")
+            try home.save(config)
+            try previous.store.setMeta([
+                "previous_agent_id": previous.config.agentID, "reenrolled_ms": String(answer.receivedMs),
+                "requeued_writes": String(requeued),
+            ])
+        } else {
+            try identity.save(path: home.keyPath)
+            try home.save(config)
+        }
         let store = try home.store()
         // Not signed: only a first guess, clamped; signed download headers replace it (SPEC §9.8).
         let offset = HybridLogicalClock.offset(

@@ -60,6 +60,7 @@ public final class SyncEngine: Sendable {
         var restamps = 0
         try store.setMeta(["last_attempt_ms": String(wall.nowMillis())])
         do {
+            try refuseIfCloned()
             // Upload, one frozen change set at a time, strictly in sequence.
             while requests < maxRequests {
                 guard let inflight = try freezeNext() else { break }
@@ -192,12 +193,26 @@ public final class SyncEngine: Sendable {
             try store.unfreeze(restamp: false)
             budget.halve()
             return
+        case "cloned_replica":
+            // SPEC §7.2: another PC writes as this agent. Stop uploading (every
+            // write stays here) until this directory is enrolled as its own agent.
+            try store.setMeta(["cloned_replica": message, "cloned_replica_ms": String(wall.nowMillis())])
+            try refuseIfCloned()
         default:
             if a.status >= 500 || a.status == 429 || a.status == 503 {
                 throw AgentError("the hub is unavailable (\(message)); retrying later")
             }
             throw AgentError("the hub refused change set \(inflight.seqFrom)...\(inflight.seqTo): \(message) [\(code)]")
         }
+    }
+
+    /// Throws when the hub refused this replica as a copy of another PC's
+    /// (`cloned_replica`): nothing is sent again until it is re-enrolled.
+    func refuseIfCloned() throws {
+        guard try store.meta("cloned_replica") != nil else { return }
+        throw AgentError(
+            "NOT IN SYNC: the hub refused this PC's changes because this agent directory (\(home.directory)) is a copy of another PC's, and both wrote as agent \(config.agentID). Nothing is sent until this copy is enrolled as its own agent; every change made here is kept. Ask the hub operator for a new token, then run: ferry agent enroll \(config.hubURL) NEW_TOKEN --dir \(home.directory)"
+        )
     }
 
     /// One download request. Returns the writes applied, whether more wait, and

@@ -64,6 +64,14 @@ public func keyID(of publicKey: [UInt8]) -> [UInt8] {
     return out
 }
 
+/// A 32-byte BLAKE2b digest of `bytes`.
+public func digest(_ bytes: [UInt8]) -> [UInt8] {
+    Sodium.ensure()
+    var out = [UInt8](repeating: 0, count: 32)
+    _ = crypto_generichash(&out, 32, bytes, UInt64(bytes.count), nil, 0)
+    return out
+}
+
 /// Constant-time equality of two byte strings of equal length.
 public func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     Sodium.ensure()

@@ -4,7 +4,7 @@ import FerryProtocol
 import FerryStore
 import Foundation
 
-/// The files of one hub: `hub.key` (0600), `hub.sqlite`, `operator.token` (0600), `hub.url`.
+/// The files of one hub (directory 0700): `hub.key`, `hub.sqlite`, `operator.token` (0600), `hub.url`, `hub.lock`.
 public struct HubHome: Sendable {
     public let directory: String
     public init(directory: String) { self.directory = directory }
@@ -23,7 +23,10 @@ public struct HubHome: Sendable {
             throw HubError(
                 .conflict, "\(directory) already holds a hub: use it with `ferry hub serve --dir \(directory)`")
         }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // Private by default: the directory holds the keys and every record.
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        Platform.setMode(directory, 0o700)
         let identity = Identity()
         try identity.save(path: keyPath)
         let token = hex(randomBytes(24))
@@ -46,6 +49,20 @@ public struct HubHome: Sendable {
     }
 
     public func identity() throws -> Identity { try Identity.load(path: keyPath) }
+
+    public var lockPath: String { directory + "/hub.lock" }
+
+    /// Takes the directory's lock (`hub.lock`): one `ferry hub serve` per directory.
+    /// - Throws: ``LockError`` naming the PID of the hub already running.
+    public func lock() throws -> DirectoryLock {
+        try DirectoryLock.acquire(directory: directory, name: "hub.lock", what: "a ferry hub")
+    }
+
+    /// Warnings for files other users can read (the directory should be 0700;
+    /// the key, the operator token and the store with its -wal and -shm, 0600).
+    public func privacyWarnings() -> [String] {
+        FilePrivacy.warnings([directory, keyPath, tokenPath] + FilePrivacy.databaseFiles(storePath))
+    }
 
     public func operatorToken() throws -> String {
         guard let d = FileManager.default.contents(atPath: tokenPath) else {

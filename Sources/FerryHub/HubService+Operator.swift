@@ -80,6 +80,10 @@ public struct AgentJSON: Codable, Sendable {
     /// Changes for the agent (its commune, the catalog) it has not acknowledged yet.
     public var lag: UInt64
     public var lastError: String?
+    /// When a change set of this agent was last refused as `cloned_replica` (SPEC §7.2).
+    public var clonedMs: UInt64?
+    /// Change sets refused as `cloned_replica`.
+    public var clonedRefusals: Int?
 }
 
 public struct HubStatusJSON: Codable, Sendable {
@@ -214,6 +218,7 @@ extension HubService {
         } catch let e as FormError {
             return .error(422, code: "invalid_value", e.message)
         } catch {
+            if let f = storeFault(error) { return .error(f.httpStatus, code: f.code.rawValue, f.message) }
             return .error(400, code: "bad_request", "\(error)")
         }
     }
@@ -260,7 +265,8 @@ extension HubService {
                 hostname: a.hostname,
                 lastSeenMs: a.lastSeenMs, lastSkewMs: a.lastSkewMs, appliedSeq: a.appliedSeq,
                 ackedCursor: a.ackedCursor,
-                lag: UInt64((try? store.lag(of: a)) ?? 0), lastError: a.lastError)
+                lag: UInt64((try? store.lag(of: a)) ?? 0), lastError: a.lastError, clonedMs: a.clonedMs,
+                clonedRefusals: a.clonedRefusals)
         }
         return HubStatusJSON(
             version: FerryVersion.string, timeMs: store.nowMillis(), totals: try store.totals(), agents: agents)

@@ -116,6 +116,7 @@ public final class HubService: Sendable {
         } catch let e as HubError {
             return .error(403, code: e.code.rawValue, e.message)
         } catch {
+            if let f = storeFault(error) { return .error(f.httpStatus, code: f.code.rawValue, f.message) }
             return .error(400, code: "bad_request", "\(error)")
         }
     }
@@ -198,7 +199,7 @@ public final class HubService: Sendable {
             let status =
                 switch e.code {
                 case .oversized: 413
-                case .outOfSequence, .replayed: 409
+                case .outOfSequence, .replayed, .clonedReplica: 409
                 case .unknownKey, .wrongKey, .tampered, .badSignature: 401
                 case .scope: 403
                 default: 400
@@ -216,6 +217,11 @@ public final class HubService: Sendable {
                 default: 400
                 }
             return .error(status, code: e.code.rawValue, e.message)
+        case _ where storeFault(error) != nil:
+            let f = storeFault(error) ?? StoreFault(.ioError, path: store.path)
+            metrics.add("ferry_store_faults_total", "code=\"\(f.code.rawValue)\"")
+            logger.error("store fault", metadata: ["ferry.code": "\(f.code.rawValue)", "ferry.reason": "\(f.message)"])
+            return .error(f.httpStatus, code: f.code.rawValue, f.message)
         default:
             logger.error("internal error", metadata: ["ferry.error": "\(error)"])
             return .error(
@@ -266,13 +272,14 @@ public final class HubService: Sendable {
             // at the hub, and its signed answer is how the agent learns the
             // hub's time and corrects its clock.
             let (body, seqTo, more) = try store.changes(for: agent, since: since, maxBytes: maxBytes)
-            try store.noteContact(agent: agentID, skewMs: skew, ackedCursor: since, error: nil)
+            // A download only reads: it still works while the disk is full or read-only.
+            try? store.noteContact(agent: agentID, skewMs: skew, ackedCursor: since, error: nil)
             metrics.add("ferry_pulls_total")
             if body.writes.isEmpty && body.catalog.isEmpty {
                 // Nothing for this agent up to the head: it is up to date. The
                 // answer is still a signed change set, so the cursor and the
                 // hub's time cannot be forged.
-                try store.noteContact(agent: agentID, skewMs: skew, ackedCursor: seqTo, error: nil)
+                try? store.noteContact(agent: agentID, skewMs: skew, ackedCursor: seqTo, error: nil)
             }
             let keys = try identity.kx.serverSessionKeys(client: try KXPublicKey(bytes: agent.kxPublicKey))
             let header = ChangeSetHeader(
@@ -296,12 +303,29 @@ public final class HubService: Sendable {
         theirs >= ours ? Int64(clamping: theirs - ours) : -Int64(clamping: ours - theirs)
     }
 
-    /// GET /v1/health
+    /// A storage failure behind `error` (disk full, read-only, damaged), typed (SPEC §9.5).
+    func storeFault(_ error: any Error) -> StoreFault? { StoreFault.from(error, path: store.path) }
+
+    /// GET /v1/health: 200 "ok", or 503 "degraded" with `store_writable` false
+    /// and the reason while the store cannot take writes (SPEC §9.5).
     public func health() -> HubReply {
-        struct Health: Codable { var status: String; var version: String; var timeMs: UInt64; var streamSeq: UInt64 }
+        struct Health: Codable {
+            var status: String
+            var version: String
+            var timeMs: UInt64
+            var streamSeq: UInt64
+            var storeWritable: Bool
+            var problem: String?
+            var problemCode: String?
+        }
         let seq = (try? store.streamSeq()) ?? 0
+        let problem = store.writeProblem()
         var r = HubReply.json(
-            200, Health(status: "ok", version: FerryVersion.string, timeMs: store.nowMillis(), streamSeq: seq))
+            problem == nil ? 200 : 503,
+            Health(
+                status: problem == nil ? "ok" : "degraded", version: FerryVersion.string, timeMs: store.nowMillis(),
+                streamSeq: seq, storeWritable: problem == nil, problem: problem?.message,
+                problemCode: problem?.code.rawValue))
         r.headers = timeHeader
         return r
     }

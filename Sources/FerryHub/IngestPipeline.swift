@@ -64,6 +64,42 @@ public struct IngestPipeline: Sendable {
     /// ``ingest(_:from:)`` for callers that hold an opened change set and no hub keys
     /// (offline bundles, store tests).
     public static func apply(_ cs: OpenedChangeSet, from agentID: String, store: any HubStore) throws -> Outcome {
+        do {
+            return try applyChecked(cs, from: agentID, store: store)
+        } catch let e as ChangeSetError where e.code == .clonedReplica {
+            // The refusal rolled the change set back; note it on the agent on its own.
+            try? store.noteClonedReplica(agent: agentID)
+            throw e
+        }
+    }
+
+    /// A digest of a change set's writes and scopes in canonical order: equal for
+    /// two change sets that carry the same content, whatever their ids (SPEC §7.2).
+    public static func bodyDigest(_ body: ChangeSetBody) -> [UInt8] {
+        digest(BodyCodec.encode(ChangeSetBody(writes: body.canonicalWrites, scopes: body.scopes)))
+    }
+
+    /// SPEC §7.2: a change set claiming numbers this hub already applied for the
+    /// origin is a harmless re-delivery only when it carries the same content as
+    /// the change set applied for that range; otherwise two replicas share one
+    /// origin (an agent directory copied to another PC) and the newcomer is
+    /// refused, so neither PC's writes are silently dropped.
+    static func isRedelivery(
+        _ cs: OpenedChangeSet, digest mine: [UInt8], agent: AgentInfo, _ tx: any HubTransaction
+    ) throws -> Bool {
+        let h = cs.header
+        if let stored = try tx.storedChangeSet(id: h.id) ?? tx.storedChangeSet(origin: agent.id, seqFrom: h.seqFrom) {
+            let sameRange = stored.seqFrom == h.seqFrom && stored.seqTo == h.seqTo
+            // A change set stored before digests were kept compares by range alone.
+            guard let d = stored.digest else {
+                if sameRange { return true } else { throw ChangeSetError.clonedReplica(h) }
+            }
+            if sameRange && d == mine { return true }
+        }
+        throw ChangeSetError.clonedReplica(h)
+    }
+
+    static func applyChecked(_ cs: OpenedChangeSet, from agentID: String, store: any HubStore) throws -> Outcome {
         let h = cs.header
         // Bounded work per request: refuse before taking the writer.
         guard cs.body.writes.count <= Self.maxWrites else {
@@ -85,7 +121,13 @@ public struct IngestPipeline: Sendable {
 
             // Replay and sequence (§7.2, steps 18–25).
             var clock = try tx.clock()
-            if try tx.hasChangeSet(id: h.id) { return try Self.duplicate(agent, h, tx) }
+            let digest = Self.bodyDigest(cs.body)
+            let seen = try tx.storedChangeSet(id: h.id) != nil
+            if seen || (h.seqFrom >= 1 && h.seqFrom <= agent.appliedSeq),
+                try Self.isRedelivery(cs, digest: digest, agent: agent, tx)
+            {
+                return try Self.duplicate(agent, h, tx)
+            }
             let verdict = try ReceiveChecks.check(
                 cs, sequence: OriginSequence(applied: agent.appliedSeq), alreadySeen: false, clock: clock,
                 authorWritesOnly: true)
@@ -144,7 +186,7 @@ public struct IngestPipeline: Sendable {
             }
 
             // Audit (§11) and acknowledgement: the signed record, the agent's new position.
-            try tx.recordChangeSet(cs, agent: agent.id, atMillis: now)
+            try tx.recordChangeSet(cs, agent: agent.id, digest: digest, atMillis: now)
             try tx.advance(
                 agent: agent.id, appliedSeq: h.seqTo, ack: h.ack, skewMs: HubService.skew(h.createdHLC.millis, now),
                 atMillis: now)

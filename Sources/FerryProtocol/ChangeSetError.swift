@@ -7,7 +7,7 @@ public struct ChangeSetError: Error, Sendable, Equatable, CustomStringConvertibl
         case truncated, badMagic = "bad_magic", unsupportedVersion = "unsupported_version", oversized
         case wrongKey = "wrong_key", unknownKey = "unknown_key", tampered, badSignature = "bad_signature"
         case malformed, replayed, outOfSequence = "out_of_sequence", futureTimestamp = "future_timestamp"
-        case causality, scope
+        case causality, scope, clonedReplica = "cloned_replica"
     }
 
     public let code: Code
@@ -87,6 +87,14 @@ public struct ChangeSetError: Error, Sendable, Equatable, CustomStringConvertibl
     /// SPEC §3.3: a header number outside the range the receiver can hold.
     public static func outOfRange(_ what: String, _ value: UInt64, limit: UInt64) -> ChangeSetError {
         .init(.malformed, "the change set is malformed: \(what) is \(value), above the largest allowed \(limit)")
+    }
+    /// SPEC §7.2: another change set with other content already holds these
+    /// sequence numbers of the origin: two PCs run copies of one agent directory.
+    public static func clonedReplica(_ h: ChangeSetHeader) -> ChangeSetError {
+        ChangeSetError(
+            .clonedReplica,
+            "the hub already holds changes \(h.seqFrom)...\(h.seqTo) of agent \(h.origin.rawValue) with other content: this agent directory was copied to another PC, and both copies now write as one agent. Nothing of this change set was applied and nothing is lost: this PC keeps all its data. To fix it, ask the hub operator for a new enrollment token for this commune and enroll this copy as its own agent: `ferry agent enroll HUB_URL NEW_TOKEN --dir THIS_DIRECTORY` (it keeps and re-sends every change made here)"
+        ).about(h)
     }
     public static func causality(_ why: String) -> ChangeSetError {
         .init(.causality, "a write claims to follow a later write (\(why)): the author's clock is broken")

@@ -66,11 +66,33 @@ public final class AgentStore: Sendable {
 
     /// Opens (creating and migrating) the replica at `path`.
     public init(path: String, origin: OriginID, wall: any WallClock = SystemClock()) throws {
+        self.path = path
         pool = try openPool(path: path)
         self.origin = origin
         self.wall = wall
-        try Self.migrator.migrate(pool)
+        do {
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreFault.from(error, path: path) ?? error
+        }
     }
+
+    /// The replica's database file.
+    public let path: String
+
+    /// One write transaction; a storage failure is thrown as ``StoreFault``
+    /// (disk full, read-only, damaged) naming the replica file.
+    func write<T>(_ updates: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.write(updates)
+        } catch {
+            throw StoreFault.from(error, path: path) ?? error
+        }
+    }
+
+    /// Checks the file for damage (`PRAGMA quick_check`), as the agent does at start.
+    /// - Throws: ``StoreFault`` `corrupt` with what to do.
+    public func verifyIntegrity() throws { try StoreFault.quickCheck(pool, path: path) }
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
@@ -104,7 +126,7 @@ public final class AgentStore: Sendable {
 
     /// Sets (or with nil, clears) meta values in one transaction.
     public func setMeta(_ values: [String: String?]) throws {
-        try pool.write { db in
+        try write { db in
             for (k, v) in values {
                 if let v {
                     try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", arguments: [k, v])
@@ -137,7 +159,7 @@ public final class AgentStore: Sendable {
 
     /// The current corrected time of the replica's clock.
     public func now() throws -> HLC {
-        try pool.write { db in
+        try write { db in
             var c = try clock(db)
             let h = c.now()
             try save(c, db)
@@ -149,7 +171,7 @@ public final class AgentStore: Sendable {
 
     /// Stores catalog items (communes, forms, campaigns) received from the hub.
     public func putCatalog(_ items: [CatalogItem]) throws {
-        try pool.write { db in try Self.putCatalog(items, db) }
+        try write { db in try Self.putCatalog(items, db) }
     }
 
     static func putCatalog(_ items: [CatalogItem], _ db: Database) throws {
@@ -275,7 +297,7 @@ public final class AgentStore: Sendable {
                 }
             }
         }
-        return try pool.write { db in
+        return try write { db in
             var c = try clock(db)
             var rng = SystemRandomNumberGenerator()
             var made: [RecordID] = []
@@ -319,7 +341,7 @@ public final class AgentStore: Sendable {
     /// Several updates in one transaction (benchmarks, CSV import of edits).
     /// Nothing is written if one of them is refused.
     public func updateMany(_ edits: [(RecordID, [String: Value])]) throws {
-        try pool.write { db in
+        try write { db in
             var c = try clock(db)
             var forms: [String: FormDefinition] = [:]
             for f in try Self.forms(db) { forms["\(f.id)@\(f.version)"] = f }
@@ -355,7 +377,7 @@ public final class AgentStore: Sendable {
     }
 
     private func setDeleted(_ records: [RecordID], _ deleted: Bool) throws {
-        try pool.write { db in
+        try write { db in
             var c = try clock(db)
             for record in records {
                 guard let stored = try Self.load(record, db) else {
@@ -464,7 +486,7 @@ public final class AgentStore: Sendable {
     public func freeze(
         maxWrites: Int, seal: (ChangeSetBody, FreezeContext) throws -> (id: [UInt8], envelope: [UInt8])
     ) throws -> InFlight? {
-        try pool.write { db in
+        try write { db in
             if let existing = try Row.fetchOne(db, sql: "SELECT * FROM inflight ORDER BY seq_from LIMIT 1") {
                 return Self.inflight(existing)
             }
@@ -507,7 +529,7 @@ public final class AgentStore: Sendable {
 
     /// Counts one more send attempt of the change set in flight.
     public func noteAttempt(seqFrom: UInt64) throws {
-        try pool.write { db in
+        try write { db in
             try db.execute(
                 sql: "UPDATE inflight SET attempts = attempts + 1 WHERE seq_from = ?", arguments: [Int64(seqFrom)])
         }
@@ -515,7 +537,7 @@ public final class AgentStore: Sendable {
 
     /// The hub acknowledged everything up to `cursor`: drop what it covers.
     public func acknowledge(upTo cursor: UInt64) throws {
-        try pool.write { db in
+        try write { db in
             try db.execute(sql: "DELETE FROM outbox WHERE batch > 0 AND batch <= ?", arguments: [Int64(cursor)])
             try db.execute(sql: "DELETE FROM inflight WHERE seq_to <= ?", arguments: [Int64(cursor)])
         }
@@ -530,7 +552,7 @@ public final class AgentStore: Sendable {
     /// seen, and every queued write gets a fresh one from the hub-corrected
     /// clock. That is safe because no other replica ever accepted them.
     public func unfreeze(restamp: Bool) throws {
-        try pool.write { db in
+        try write { db in
             if let f = try Row.fetchOne(db, sql: "SELECT seq_from FROM inflight ORDER BY seq_from LIMIT 1") {
                 let from: Int64 = f["seq_from"]
                 for d in try Data.fetchAll(db, sql: "SELECT record FROM outbox WHERE batch = ?", arguments: [from]) {
@@ -590,6 +612,70 @@ public final class AgentStore: Sendable {
         }
     }
 
+    // MARK: re-enrollment
+
+    /// Moves every write the hub has not acknowledged to `newOrigin`, in one
+    /// transaction (SPEC §7.2: a cloned replica is enrolled as its own agent).
+    ///
+    /// Change sets in flight go back to the outbox (the hub refused or never
+    /// saw them), every queued write and every reference to it (`prev`,
+    /// `covers`, `alive`, the record's winner) takes the new origin with its
+    /// timestamp unchanged, the sequence restarts at 1 and the hub cursor at 0,
+    /// so the next sync sends each of them once under the new agent and
+    /// downloads what the other PC wrote under the old one. Writes the hub
+    /// acknowledged stay as they are: the hub has them.
+    /// - Returns: the number of writes queued under the new origin.
+    @discardableResult
+    public func reorigin(to newOrigin: OriginID) throws -> Int {
+        let old = origin
+        return try write { db in
+            // Oldest batch first, the unfrozen outbox (batch 0) last: a newer
+            // local edit of a field supersedes a frozen one.
+            var queued: [RecordID: [String: FieldWrite]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT record, batch FROM outbox ORDER BY batch = 0, batch") {
+                guard let id = Columns.record(row["record"]) else { continue }
+                let batch: Int64 = row["batch"]
+                for (f, w) in try Self.pending(id, batch: batch, db) { queued[id, default: [:]][f] = w }
+            }
+            var moved: [WriteID: WriteID] = [:]
+            for w in queued.values.flatMap(\.values) where w.id.origin == old {
+                moved[w.id] = WriteID(hlc: w.id.hlc, origin: newOrigin)
+            }
+            func remap(_ w: FieldWrite) -> FieldWrite {
+                var w = w
+                w.id = moved[w.id] ?? w.id
+                w.prev = w.prev.map { moved[$0] ?? $0 }.sorted()
+                w.covers = w.covers.map { moved[$0] ?? $0 }.sorted()
+                w.alive = w.alive.map { moved[$0] ?? $0 }
+                return w
+            }
+            try db.execute(sql: "DELETE FROM outbox")
+            try db.execute(sql: "DELETE FROM inflight")
+            var count = 0
+            for (id, writes) in queued.sorted(by: { $0.key < $1.key }) {
+                try Self.storePending(id, batch: 0, writes.mapValues(remap), db)
+                count += writes.count
+            }
+            if !moved.isEmpty {
+                for row in try Row.fetchAll(db, sql: "SELECT id FROM records") {
+                    guard let id = Columns.record(row["id"]), var stored = try Self.load(id, db) else { continue }
+                    let fresh = stored.fields.mapValues(remap)
+                    guard fresh != stored.fields else { continue }
+                    stored.fields = fresh
+                    try Self.store(id, stored, db)
+                }
+            }
+            try Self.setMeta(db, "last_seq", "0")
+            try Self.setMeta(db, "hub_cursor", "0")
+            try Self.setMeta(db, "previous_origin", old.rawValue)
+            try db.execute(
+                sql:
+                    "DELETE FROM meta WHERE key IN ('cloned_replica', 'cloned_replica_ms', 'last_error', 'last_error_ms')"
+            )
+            return count
+        }
+    }
+
     // MARK: sync: download
 
     /// Applies writes received from a peer (the hub's stream, or another
@@ -598,7 +684,7 @@ public final class AgentStore: Sendable {
     /// - Returns: the number of fields whose winner changed.
     @discardableResult
     public func applyRemote(_ body: ChangeSetBody, cursor: UInt64? = nil) throws -> Int {
-        try pool.write { db in
+        try write { db in
             var c = try clock(db)
             var maxSeen = c.last
             try Self.putCatalog(body.catalog, db)

@@ -110,12 +110,18 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 
 /// Opens a SQLite database the way every Ferry store does: WAL, full
 /// synchronous commits (an acknowledged write survives a power cut), a busy
-/// timeout so the CLI and a running agent can share the file.
+/// timeout so the CLI and a running agent can share the file. A new file is
+/// created private (0600). A storage failure is thrown as ``StoreFault``.
 func openPool(path: String) throws -> DatabasePool {
+    createPrivately(path)
     var config = Configuration()
     config.busyMode = .timeout(10)
     config.prepareDatabase { db in
         try db.execute(sql: "PRAGMA synchronous = FULL")
     }
-    return try DatabasePool(path: path, configuration: config)
+    do {
+        return try DatabasePool(path: path, configuration: config)
+    } catch {
+        throw StoreFault.from(error, path: path) ?? error
+    }
 }

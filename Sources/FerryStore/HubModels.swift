@@ -20,6 +20,11 @@ public struct AgentInfo: Sendable, Codable, Equatable {
     /// The hub-stream cursor the agent last acknowledged.
     public var ackedCursor: UInt64
     public var lastError: String?
+    /// When the hub last refused a change set of this agent as a cloned
+    /// replica (its directory runs on two PCs), or nil when never.
+    public var clonedMs: UInt64? = nil
+    /// How many change sets were refused as a cloned replica.
+    public var clonedRefusals: Int = 0
 
     public var isActive: Bool { status == "active" }
 }

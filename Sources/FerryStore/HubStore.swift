@@ -14,6 +14,22 @@ public protocol HubStore: Sendable {
     /// Runs `body` in one write transaction, serialised against every other
     /// writer of the same store: all of it is applied, or nothing.
     func transaction<T>(_ body: (any HubTransaction) throws -> T) throws -> T
+    /// Notes, in a transaction of its own, that a change set of `agent` was
+    /// refused as a cloned replica (for `ferry hub agents` and metrics).
+    func noteClonedReplica(agent: String) throws
+}
+
+/// What the hub kept of an applied change set, to tell a re-delivery from a clone.
+public struct StoredChangeSet: Sendable, Equatable {
+    public var seqFrom: UInt64
+    public var seqTo: UInt64
+    /// Nil for change sets stored before digests were kept.
+    public var digest: [UInt8]?
+    public init(seqFrom: UInt64, seqTo: UInt64, digest: [UInt8]?) {
+        self.seqFrom = seqFrom
+        self.seqTo = seqTo
+        self.digest = digest
+    }
 }
 
 /// The reads and writes of one ingest transaction. Every method acts inside
@@ -22,8 +38,10 @@ public protocol HubTransaction {
     func agent(id: String) throws -> AgentInfo?
     /// The hub stream's head: the position of its latest change.
     func streamHead() throws -> UInt64
-    /// True when a change set with this id was applied before.
-    func hasChangeSet(id: [UInt8]) throws -> Bool
+    /// The applied change set with this id, if any (SPEC §7.2).
+    func storedChangeSet(id: [UInt8]) throws -> StoredChangeSet?
+    /// The applied change set of `origin` that starts at `seqFrom`, if any.
+    func storedChangeSet(origin: String, seqFrom: UInt64) throws -> StoredChangeSet?
     /// The scopes the hub already holds for these records.
     func scopes(of records: [RecordID]) throws -> [RecordID: RecordScope]
     /// Published form versions by `"<id>@<version>"`.
@@ -42,8 +60,8 @@ public protocol HubTransaction {
         _ merge: RecordMerge, record: RecordID, commune: String, firstSeq: UInt64, changeSet: [UInt8]?,
         atMillis: UInt64) throws
     func quarantine(_ write: FieldWrite, changeSet: [UInt8]?, reason: String, atMillis: UInt64) throws
-    /// Keeps the signed change set (the audit trail, SPEC §11).
-    func recordChangeSet(_ cs: OpenedChangeSet, agent: String, atMillis: UInt64) throws
+    /// Keeps the signed change set (the audit trail, SPEC §11) and its body digest (§7.2).
+    func recordChangeSet(_ cs: OpenedChangeSet, agent: String, digest: [UInt8], atMillis: UInt64) throws
     /// The agent's applied sequence becomes `appliedSeq`, its acknowledged cursor
     /// `max(old, ack)`; its contact (time, clock skew) is noted and its last error cleared.
     func advance(agent: String, appliedSeq: UInt64, ack: UInt64, skewMs: Int64, atMillis: UInt64) throws

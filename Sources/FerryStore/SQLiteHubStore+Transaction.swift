@@ -5,7 +5,15 @@ import GRDB
 
 extension SQLiteHubStore: HubStore {
     public func transaction<T>(_ body: (any HubTransaction) throws -> T) throws -> T {
-        try pool.write { db in try body(SQLiteHubTransaction(db: db, store: self)) }
+        try write { db in try body(SQLiteHubTransaction(db: db, store: self)) }
+    }
+
+    public func noteClonedReplica(agent: String) throws {
+        try write { db in
+            try db.execute(
+                sql: "UPDATE agents SET cloned_ms = ?, cloned_refusals = cloned_refusals + 1 WHERE id = ?",
+                arguments: [Int64(clamping: nowMillis()), agent])
+        }
     }
 }
 
@@ -26,9 +34,25 @@ final class SQLiteHubTransaction: HubTransaction {
         try AgentStore.meta(db, "stream_seq").flatMap(UInt64.init) ?? 0
     }
 
-    func hasChangeSet(id: [UInt8]) throws -> Bool {
-        try Int.fetchOne(
-            try db.cachedStatement(sql: "SELECT count(*) FROM changesets WHERE id = ?"), arguments: [Data(id)]) ?? 0 > 0
+    func storedChangeSet(id: [UInt8]) throws -> StoredChangeSet? {
+        try Row.fetchOne(
+            try db.cachedStatement(sql: "SELECT seq_from, seq_to, body_digest FROM changesets WHERE id = ?"),
+            arguments: [Data(id)]
+        ).map(Self.stored)
+    }
+
+    func storedChangeSet(origin: String, seqFrom: UInt64) throws -> StoredChangeSet? {
+        try Row.fetchOne(
+            try db.cachedStatement(
+                sql: "SELECT seq_from, seq_to, body_digest FROM changesets WHERE origin = ? AND seq_from = ?"),
+            arguments: [origin, Int64(clamping: seqFrom)]
+        ).map(Self.stored)
+    }
+
+    static func stored(_ row: Row) -> StoredChangeSet {
+        StoredChangeSet(
+            seqFrom: UInt64(clamping: row[0] as Int64), seqTo: UInt64(clamping: row[1] as Int64),
+            digest: (row[2] as Data?).map { [UInt8]($0) })
     }
 
     func scopes(of records: [RecordID]) throws -> [RecordID: RecordScope] {
@@ -135,13 +159,15 @@ final class SQLiteHubTransaction: HubTransaction {
         ])
     }
 
-    func recordChangeSet(_ cs: OpenedChangeSet, agent: String, atMillis: UInt64) throws {
+    func recordChangeSet(_ cs: OpenedChangeSet, agent: String, digest: [UInt8], atMillis: UInt64) throws {
         try db.cachedStatement(
-            sql:
-                "INSERT INTO changesets(id, origin, seq_from, seq_to, received_ms, writes, signed) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            sql: """
+                INSERT INTO changesets(id, origin, seq_from, seq_to, received_ms, writes, signed, body_digest)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """
         ).execute(arguments: [
             Data(cs.header.id), agent, Int64(clamping: cs.header.seqFrom), Int64(clamping: cs.header.seqTo),
-            Int64(clamping: atMillis), cs.body.writes.count, Data(cs.signedRecord),
+            Int64(clamping: atMillis), cs.body.writes.count, Data(cs.signedRecord), Data(digest),
         ])
     }
 

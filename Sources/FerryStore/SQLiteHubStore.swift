@@ -18,11 +18,21 @@ public final class SQLiteHubStore: Sendable {
     public let futureBoundMillis: UInt64
     private let formCache = Mutex<(key: [Int64], forms: [String: FormDefinition])?>(nil)
 
+    /// The database file.
+    public let path: String
+    /// The storage fault of the last write that failed, until a write succeeds (for `/v1/health`).
+    let lastFault = Mutex<StoreFault?>(nil)
+
     public init(path: String, wall: any WallClock = SystemClock(), futureBoundMillis: UInt64 = 600_000) throws {
+        self.path = path
         pool = try openPool(path: path)
         self.wall = wall
         self.futureBoundMillis = futureBoundMillis
-        try Self.migrator.migrate(pool)
+        do {
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreFault.from(error, path: path) ?? error
+        }
     }
 
     static var migrator: DatabaseMigrator {
@@ -58,9 +68,20 @@ public final class SQLiteHubStore: Sendable {
                     INSERT INTO meta(key, value) VALUES ('stream_seq', '0');
                     """)
         }
+        // SPEC §7.2: a digest of each accepted body, to tell a re-delivery
+        // (same content) from a cloned replica (same origin and sequence,
+        // other content); and the clone refusals per agent.
+        m.registerMigration("v2-cloned-replicas") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE changesets ADD COLUMN body_digest BLOB;
+                    ALTER TABLE agents ADD COLUMN cloned_ms INTEGER;
+                    ALTER TABLE agents ADD COLUMN cloned_refusals INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         // One value-tag numbering for wire and storage (ValueTag): v1 stored
         // null 0, bool 1 (v 0/1), int 2, double 3, string 4, date 5, bytes 6.
-        m.registerMigration("v2-value-tags") { db in
+        m.registerMigration("v3-value-tags") { db in
             for table in ["leaves", "quarantine"] {
                 try db.execute(
                     sql: """
@@ -73,6 +94,49 @@ public final class SQLiteHubStore: Sendable {
         return m
     }
 
+    // MARK: storage faults
+
+    /// One write transaction. A storage failure is thrown as ``StoreFault``
+    /// and remembered for `/v1/health` until a write succeeds again.
+    func write<T>(_ updates: (Database) throws -> T) throws -> T {
+        do {
+            let r = try pool.write(updates)
+            lastFault.withLock { $0 = nil }
+            return r
+        } catch {
+            guard let f = StoreFault.from(error, path: path) else { throw error }
+            lastFault.withLock { $0 = f }
+            throw f
+        }
+    }
+
+    /// Checks the file for damage (`PRAGMA quick_check`), as `ferry hub serve` does at start.
+    /// - Throws: ``StoreFault`` `corrupt` with what to do.
+    public func verifyIntegrity() throws { try StoreFault.quickCheck(pool, path: path) }
+
+    /// Nil when the store can take writes; otherwise why not (SPEC §9.5, `/v1/health`):
+    /// the directory is read-only, under 1 MiB is free, or the last write failed
+    /// on the disk and a small probe write still fails.
+    public func writeProblem() -> StoreFault? {
+        if lastFault.withLock({ $0 }) != nil {
+            // A write that changes a page needs space in the WAL: it tells
+            // whether the disk takes writes again; success clears the fault.
+            _ = try? write { db in
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('health_probe_ms', ?)",
+                    arguments: [String(wall.nowMillis())])
+            }
+            if let f = lastFault.withLock({ $0 }) { return f }
+        }
+        let dir = (path as NSString).deletingLastPathComponent
+        let d = dir.isEmpty ? "." : dir
+        if !Platform.isWritable(d) || !Platform.isWritable(path) { return StoreFault(.readOnly, path: path) }
+        if let free = Platform.freeBytes(d), free < 1 << 20 {
+            return StoreFault(.diskFull, path: path, detail: "\(free) bytes free")
+        }
+        return nil
+    }
+
     // MARK: meta and clock
 
     public func meta(_ key: String) throws -> String? {
@@ -80,7 +144,7 @@ public final class SQLiteHubStore: Sendable {
     }
 
     public func setMeta(_ key: String, _ value: String) throws {
-        try pool.write { db in try AgentStore.setMeta(db, key, value) }
+        try write { db in try AgentStore.setMeta(db, key, value) }
     }
 
     func clock(_ db: Database) throws -> HybridLogicalClock {
@@ -115,7 +179,7 @@ public final class SQLiteHubStore: Sendable {
     /// Publishes (or re-publishes) a catalog entry; it streams to every agent.
     /// - Throws: ``HubError`` `formImmutable` when a form version exists with other content.
     public func publish(_ kind: CatalogItem.Kind, key: String, json: [UInt8]) throws {
-        try pool.write { db in
+        try write { db in
             if kind == .form,
                 let old = try Data.fetchOne(
                     db, sql: "SELECT json FROM catalog WHERE kind = 'form' AND key = ?", arguments: [key])
@@ -170,7 +234,7 @@ public final class SQLiteHubStore: Sendable {
         }
         let secret = randomBytes(16)
         let now = wall.nowMillis()
-        try pool.write { db in
+        try write { db in
             try db.execute(
                 sql: "INSERT INTO tokens(hash, commune, created_ms, expires_ms) VALUES (?, ?, ?, ?)",
                 arguments: [Data(keyID(of: secret)), commune, Int64(now), Int64(now + ttlMillis)])
@@ -184,7 +248,7 @@ public final class SQLiteHubStore: Sendable {
         secret: [UInt8], commune: String, signKey: SigningPublicKey, kxKey: KXPublicKey, hostname: String
     ) throws -> AgentInfo {
         let now = wall.nowMillis()
-        return try pool.write { db in
+        return try write { db in
             guard
                 let t = try Row.fetchOne(
                     db, sql: "SELECT * FROM tokens WHERE hash = ?", arguments: [Data(keyID(of: secret))])
@@ -226,7 +290,7 @@ public final class SQLiteHubStore: Sendable {
 
     /// Revokes an agent: its key is refused from now on.
     public func revoke(agent id: String) throws {
-        try pool.write { db in
+        try write { db in
             try db.execute(sql: "UPDATE agents SET status = 'revoked' WHERE id = ?", arguments: [id])
             if db.changesCount == 0 { throw HubError(.notFound, "no agent \(id): see `ferry hub agents`") }
         }
@@ -252,13 +316,15 @@ public final class SQLiteHubStore: Sendable {
                 enrolledMs: UInt64(r["enrolled_ms"] as Int64),
                 lastSeenMs: (r["last_seen_ms"] as Int64?).map(UInt64.init),
                 lastSkewMs: r["last_skew_ms"], appliedSeq: UInt64(r["applied_seq"] as Int64),
-                ackedCursor: UInt64(r["acked_cursor"] as Int64), lastError: r["last_error"])
+                ackedCursor: UInt64(r["acked_cursor"] as Int64), lastError: r["last_error"],
+                clonedMs: (r["cloned_ms"] as Int64?).map { UInt64(clamping: $0) },
+                clonedRefusals: r["cloned_refusals"] ?? 0)
         }
     }
 
     /// Records a contact from an agent (pull or upload), its clock skew and its cursor.
     public func noteContact(agent id: String, skewMs: Int64?, ackedCursor: UInt64?, error: String?) throws {
-        try pool.write { db in
+        try write { db in
             try db.execute(
                 sql: """
                     UPDATE agents SET last_seen_ms = ?, last_skew_ms = coalesce(?, last_skew_ms),
@@ -535,6 +601,7 @@ public final class SQLiteHubStore: Sendable {
                 ("changesets", "SELECT count(*) FROM changesets"),
                 ("agents", "SELECT count(*) FROM agents WHERE status = 'active'"),
                 ("agents_revoked", "SELECT count(*) FROM agents WHERE status = 'revoked'"),
+                ("agents_cloned", "SELECT count(*) FROM agents WHERE cloned_ms IS NOT NULL"),
             ] {
                 out[k] = try Int.fetchOne(db, sql: sql) ?? 0
             }

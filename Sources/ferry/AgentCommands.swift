@@ -27,11 +27,30 @@ struct AgentEnroll: AsyncParsableCommand {
     @Argument(help: "The hub URL, e.g. http://hub.example:8440") var url: String
     @Argument(help: "The token from `ferry hub token`.") var token: String
     @OptionGroup var agent: AgentDir
+    @Flag(
+        help:
+            "Enroll a directory that already holds an agent as a new agent (it is a copy of another PC's): new keys, every unsent change kept and re-sent."
+    )
+    var reenroll = false
 
     func run() async throws {
         let host = ProcessInfo.processInfo.hostName
-        let c = try await Enrollment.enroll(hubURL: url, token: token, home: agent.home, hostname: host)
-        print("Enrolled as \(c.agentID) for commune \(c.commune). Hub keys pinned.")
+        let home = agent.home
+        let wasEnrolled = home.isEnrolled
+        let previous = wasEnrolled ? try? home.config().agentID : nil
+        // Re-keying a directory must not race a running agent.
+        let lock = wasEnrolled ? try home.lock() : nil
+        defer { lock?.release() }
+        let c = try await Enrollment.enroll(
+            hubURL: url, token: token, home: home, hostname: host, reenroll: reenroll)
+        if let previous {
+            let queued = try home.store().counts().pendingWrites
+            print(
+                "Re-enrolled as \(c.agentID) for commune \(c.commune) (this directory was agent \(previous)); \(queued) change(s) made here will be sent under the new agent."
+            )
+        } else {
+            print("Enrolled as \(c.agentID) for commune \(c.commune). Hub keys pinned.")
+        }
         print("Next: ferry agent run --dir \(agent.home.directory)")
     }
 }
@@ -46,6 +65,8 @@ struct AgentRun: AsyncParsableCommand {
     func run() async throws {
         let logger = Log.logger("ferry.agent")
         let home = agent.home
+        let lock = try AgentStart.prepare(home, logger: logger)
+        defer { lock.release() }
         let engine = try SyncEngine(home: home, logger: logger)
         let config = try home.config()
         let svc = AgentService(
@@ -68,7 +89,10 @@ struct AgentSync: AsyncParsableCommand {
     @Flag var json = false
 
     func run() async throws {
-        let engine = try SyncEngine(home: agent.home, logger: Log.logger("ferry.agent"))
+        let logger = Log.logger("ferry.agent")
+        let lock = try AgentStart.prepare(agent.home, logger: logger)
+        defer { lock.release() }
+        let engine = try SyncEngine(home: agent.home, logger: logger)
         do {
             let r = try await engine.syncOnce()
             await engine.shutdown()
@@ -78,7 +102,23 @@ struct AgentSync: AsyncParsableCommand {
             )
         } catch {
             await engine.shutdown()
-            throw UserError("\(error)")
+            throw UserError(StoreFault.describe(error, path: agent.home.replicaPath))
         }
+    }
+}
+
+/// What `agent run` and `agent sync` do before syncing: one process per
+/// directory, a damaged replica found now rather than mid-sync, and a warning
+/// for files other users can read.
+enum AgentStart {
+    static func prepare(_ home: AgentHome, logger: Logger) throws -> DirectoryLock {
+        _ = try home.config()
+        let lock: DirectoryLock
+        do { lock = try home.lock() } catch { throw UserError("\(error)") }
+        do { try home.store().verifyIntegrity() } catch {
+            throw UserError(StoreFault.describe(error, path: home.replicaPath))
+        }
+        for w in home.privacyWarnings() { logger.warning("file is not private", metadata: ["ferry.problem": "\(w)"]) }
+        return lock
     }
 }

@@ -9,6 +9,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 struct HubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -60,23 +61,39 @@ struct HubServe: AsyncParsableCommand {
         limits.headTimeout = .seconds(Int64(headTimeout))
         limits.bodyIdleTimeout = .seconds(Int64(bodyIdleTimeout))
         limits.maxConnections = maxConnections
-        let store = try SQLiteHubStore(path: home.storePath, futureBoundMillis: UInt64(futureBound) * 1000)
+        // One hub per directory: a second one would also rewrite (and on stop delete) hub.url.
+        let lock: DirectoryLock
+        do { lock = try home.lock() } catch { throw UserError("\(error)") }
+        defer { lock.release() }
+        for w in home.privacyWarnings() { logger.warning("file is not private", metadata: ["ferry.problem": "\(w)"]) }
+        let store: SQLiteHubStore
+        do {
+            store = try SQLiteHubStore(path: home.storePath, futureBoundMillis: UInt64(futureBound) * 1000)
+            try store.verifyIntegrity()
+        } catch {
+            throw UserError(StoreFault.describe(error, path: home.storePath))
+        }
         let service = HubService(
             store: store, identity: try home.identity(), operatorToken: try home.operatorToken(), logger: logger)
         let urlPath = home.urlPath
         let host = host
+        let written = Mutex<String?>(nil)
         let app = HubServer.application(service: service, host: host, port: port, logger: logger, limits: limits) {
             bound in
             // hub.url is for local CLI use: a wildcard bind is reached on loopback.
             let local = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
             let url = "http://\(local):\(bound)"
             try? (url + "\n").write(toFile: urlPath, atomically: true, encoding: .utf8)
+            written.withLock { $0 = url + "\n" }
             logger.notice("hub listening", metadata: ["ferry.url": "\(url)"])
         }
         let group = ServiceGroup(
             configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-        try? FileManager.default.removeItem(atPath: urlPath)
+        // Remove hub.url only if it is still the one this process wrote.
+        if let mine = written.withLock({ $0 }), (try? String(contentsOfFile: urlPath, encoding: .utf8)) == mine {
+            try? FileManager.default.removeItem(atPath: urlPath)
+        }
     }
 }
 
@@ -110,6 +127,11 @@ struct HubAgents: AsyncParsableCommand {
             print(
                 "\(a.id)  \(a.communeName) [\(a.commune)]  \(a.status)  last seen \(ago(a.lastSeenMs))  lag \(a.lag)\(skew)"
             )
+            if let t = a.clonedMs {
+                print(
+                    "    CLONED REPLICA: \(a.clonedRefusals ?? 1) change set(s) refused, last \(ago(t)): this agent's directory runs on two PCs; enroll the copy as its own agent with a new token (ferry agent enroll URL TOKEN --dir DIR on that PC)"
+                )
+            }
             if let e = a.lastError { print("    last error: \(e)") }
         }
     }

@@ -52,6 +52,7 @@ struct StatusCommand: AsyncParsableCommand {
         let lastAttempt = try meta("last_attempt_ms").flatMap(UInt64.init)
         let offset = try meta("clock_offset_ms").flatMap(Int64.init) ?? 0
         let error = try meta("last_error")
+        let cloned = try meta("cloned_replica")
         let name =
             (try? store.catalog(.commune, as: Commune.self))?.first { $0.code == config.commune }?.name
             ?? config.commune
@@ -87,10 +88,21 @@ struct StatusCommand: AsyncParsableCommand {
                 "this PC's clock is \(offset / 1000) s off the hub's; Ferry corrects its timestamps, but other programs may be wrong"
             advice = "Set the PC's date and time."
         }
-        let inSync = pending == 0 && error == nil && lastOK != nil
+        if cloned != nil {
+            // SPEC §7.2: the hub refused this replica as a copy of another PC's.
+            problem =
+                "this agent directory is a copy of another PC's (or another PC runs a copy of it): both wrote as agent \(config.agentID), so the hub refuses this PC's changes and nothing is sent"
+            advice =
+                "Keep using this PC: every change made here is kept. Ask the hub operator for a new enrollment token for commune \(config.commune), then run: ferry agent enroll \(config.hubURL) NEW_TOKEN --dir \(home.directory)  (this copy becomes its own agent and sends its changes)."
+        }
+        let inSync = pending == 0 && error == nil && lastOK != nil && cloned == nil
         var lines: [String] = []
         lines.append("Commune \(name) [\(config.commune)], agent \(config.agentID)")
-        if inSync {
+        if cloned != nil {
+            lines.append(
+                "NOT IN SYNC: this directory is a copy of another PC's agent directory; the hub refuses its \(pending) change(s), which are kept here."
+            )
+        } else if inSync {
             lines.append("IN SYNC: every change made here has reached the hub.")
         } else if pending > 0 {
             lines.append(

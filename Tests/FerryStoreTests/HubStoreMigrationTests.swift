@@ -30,7 +30,7 @@ struct HubStoreMigrationTests {
                       t = CASE t WHEN 1 THEN 1 WHEN 2 THEN 1 WHEN 3 THEN 2 WHEN 4 THEN 3 WHEN 5 THEN 4 WHEN 6 THEN 5
                         WHEN 7 THEN 6 ELSE t END
                     """)
-            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v2-value-tags'")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v3-value-tags'")
         }
         let reopened = try SQLiteHubStore(path: dir.file("hub.sqlite"))
         let after = try #require(try reopened.record(rid))
