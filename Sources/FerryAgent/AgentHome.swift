@@ -58,6 +58,8 @@ public struct LinkSettings: Codable, Sendable, Equatable {
     public var maxTransferBytes: Int?
     /// Smallest change set or page budget, in sealed bytes (default 8 KiB).
     public var minTransferBytes: Int?
+    /// Most writes in one change set (default 16,384), which bounds memory.
+    public var maxWritesPerChangeSet: Int?
     /// Seconds to wait after a round that failed but moved data (default 1).
     public var retryAfterProgressSeconds: Double?
     /// First backoff when nothing moves, doubling per round (default 2).

@@ -66,7 +66,8 @@ public final class SyncEngine: Sendable {
         let maxBytes = min(link.maxTransferBytes ?? 96 * 1024, config.maxChangeSetBytes)
         let policy = TransferSizeStateMachine.Policy(
             targetSeconds: link.transferTargetSeconds ?? 10, maxBytes: maxBytes,
-            minBytes: min(link.minTransferBytes ?? 8 * 1024, maxBytes), initialBytes: min(32 * 1024, maxBytes))
+            minBytes: min(link.minTransferBytes ?? 8 * 1024, maxBytes), initialBytes: min(48 * 1024, maxBytes),
+            maxWrites: link.maxWritesPerChangeSet ?? 16_384)
         // Figures measured by earlier runs, so a restarted agent does not start blind.
         let measuredRate = (try? store.meta("link_throughput_bps")).flatMap { $0.flatMap(Double.init) }
         let measuredPerWrite = (try? store.meta("bytes_per_write")).flatMap { $0.flatMap(Double.init) }
@@ -192,11 +193,22 @@ public final class SyncEngine: Sendable {
                     report.uploadedChangeSets += 1
                     report.uploadedWrites += Int(inflight.seqTo - inflight.seqFrom + 1)
                     report.progress = true
-                    sizing.withLock {
+                    let next = sizing.withLock {
                         $0.succeeded(
                             .upload, bytes: inflight.envelope.count + answer.body.count,
                             millis: answer.receivedMs &- answer.sentMs)
+                        return $0
                     }
+                    logger.debug(
+                        "change set acknowledged",
+                        metadata: [
+                            "ferry.seq": "\(inflight.seqFrom)...\(inflight.seqTo)",
+                            "ferry.bytes": "\(inflight.envelope.count)",
+                            "ferry.ms": "\(answer.receivedMs &- answer.sentMs)",
+                            "ferry.next_bytes": "\(next.bytes(.upload))",
+                            "ferry.throughput": "\(next.throughput.map { Int($0) } ?? 0)",
+                            "ferry.bytes_per_write": "\(next.bytesPerWrite)",
+                        ])
                     continue
                 }
                 try await handleRefusal(answer, inflight: inflight, restamped: &restamps)
@@ -407,8 +419,19 @@ public final class SyncEngine: Sendable {
         // The hub's signed header carries its time: the only clock source trusted.
         learnTime(hubMs: opened.header.createdHLC.millis, sentMs: a.sentMs, receivedMs: a.receivedMs)
         let n = try store.applyRemote(opened.body, cursor: opened.header.seqTo)
-        sizing.withLock { $0.succeeded(.download, bytes: a.body.count, millis: a.receivedMs &- a.sentMs) }
+        let next = sizing.withLock {
+            $0.succeeded(.download, bytes: a.body.count, millis: a.receivedMs &- a.sentMs)
+            return $0
+        }
         let more = opened.header.more
+        logger.debug(
+            "page applied",
+            metadata: [
+                "ferry.cursor": "\(opened.header.seqTo)", "ferry.asked": "\(maxBytes)",
+                "ferry.bytes": "\(a.body.count)",
+                "ferry.writes": "\(opened.body.writes.count)", "ferry.ms": "\(a.receivedMs &- a.sentMs)",
+                "ferry.more": "\(more)", "ferry.next_bytes": "\(next.bytes(.download))",
+            ])
         // The head is informational (unsigned); only the signed `more` decides
         // whether this copy is complete.
         let head = more ? a.hubHead.map { max($0, opened.header.seqTo) } : opened.header.seqTo

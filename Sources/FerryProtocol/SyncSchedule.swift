@@ -144,18 +144,23 @@ public struct TransferSizeStateMachine: Sendable {
         public var initialBytes: Int
         /// Sealed bytes per write assumed before any change set was sealed.
         public var initialBytesPerWrite: Double
+        /// Most writes in one change set, whatever their sealed size: freezing
+        /// holds every write of a change set in memory at once (~0.6 KB each
+        /// measured), so this bounds the agent's memory when writes compress well.
+        public var maxWrites: Int
 
         /// - Parameters: see the properties; clamped so that min ≤ initial ≤ max.
         public init(
             targetSeconds: Double = 10, maxBytes: Int = 96 * 1024, minBytes: Int = 8 * 1024,
-            initialBytes: Int = 32 * 1024, initialBytesPerWrite: Double = 8
+            initialBytes: Int = 48 * 1024, initialBytesPerWrite: Double = 7, maxWrites: Int = 16_384
         ) {
+            self.maxWrites = min(max(maxWrites, 1), 1_000_000)
             self.targetSeconds = targetSeconds.isFinite && targetSeconds > 0 ? min(targetSeconds, 3600) : 10
             self.minBytes = min(max(minBytes, 1024), 4 << 20)
             self.maxBytes = min(max(maxBytes, self.minBytes), 4 << 20)
             self.initialBytes = min(max(initialBytes, self.minBytes), self.maxBytes)
             self.initialBytesPerWrite =
-                initialBytesPerWrite.isFinite && initialBytesPerWrite >= 1 ? min(initialBytesPerWrite, 1_048_576) : 8
+                initialBytesPerWrite.isFinite && initialBytesPerWrite >= 1 ? min(initialBytesPerWrite, 1_048_576) : 7
         }
     }
 
@@ -196,7 +201,7 @@ public struct TransferSizeStateMachine: Sendable {
 
     /// How many writes to freeze so that the sealed change set lands near the upload budget.
     public var writesPerChangeSet: Int {
-        max(1, Int(Double(bytes(.upload)) / bytesPerWrite))
+        min(policy.maxWrites, max(1, Int(Double(bytes(.upload)) / bytesPerWrite)))
     }
 
     /// A change set was sealed: `bytes` sealed bytes for `writes` writes.

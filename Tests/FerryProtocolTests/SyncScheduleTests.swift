@@ -141,7 +141,8 @@ struct SyncScheduleTests {
 struct TransferSizeTests {
     @Test func transfersTargetTenSecondsOfTheMeasuredThroughput() throws {
         var t = TransferSizeStateMachine(policy: .init())
-        #expect(t.bytes(.upload) == 32 * 1024, "starts at 32 KiB")
+        // 48 KiB: W1 (6,583 writes, ~40 KB sealed) goes in one change set, ~6 s on 2g.
+        #expect(t.bytes(.upload) == 48 * 1024, "starts at 48 KiB")
         // A 2g link: ~7 KB/s measured on 40 KB transfers.
         for _ in 0..<10 { t.succeeded(.upload, bytes: 40_000, millis: 5_700) }
         let rate = try #require(t.throughput)
@@ -156,8 +157,8 @@ struct TransferSizeTests {
     @Test func eachDirectionGrowsAfterItsOwnSuccessAndShrinksAfterFailureNeverBelowTheFloor() {
         var t = TransferSizeStateMachine(policy: .init())
         t.succeeded(.download, bytes: 100, millis: 300)
-        #expect(t.bytes(.download) == 48 * 1024)
-        #expect(t.bytes(.upload) == 32 * 1024, "a download success does not grow the upload")
+        #expect(t.bytes(.download) == 72 * 1024)
+        #expect(t.bytes(.upload) == 48 * 1024, "a download success does not grow the upload")
         #expect(t.throughput == nil, "a 100-byte transfer says nothing about the rate")
         for _ in 0..<20 { t.failed(.upload) }
         #expect(t.bytes(.upload) == 8 * 1024)
@@ -169,23 +170,28 @@ struct TransferSizeTests {
 
     @Test func bytesPerWriteFollowsWhatSealingMeasured() {
         var t = TransferSizeStateMachine(policy: .init())
-        #expect(t.writesPerChangeSet == 32 * 1024 / 8)
+        #expect(t.writesPerChangeSet == 48 * 1024 / 7)
         // W1: 6,583 writes sealed to ~40 KB, ~6.1 bytes per write.
         for _ in 0..<10 { t.sealed(bytes: 40_160, writes: 6583) }
         #expect(abs(t.bytesPerWrite - 6.1) < 0.05, "\(t.bytesPerWrite)")
-        #expect(abs(t.writesPerChangeSet - Int(Double(32 * 1024) / t.bytesPerWrite)) <= 1)
+        #expect(abs(t.writesPerChangeSet - Int(Double(48 * 1024) / t.bytesPerWrite)) <= 1)
         // A tiny change set barely moves the estimate.
         t.sealed(bytes: 300, writes: 1)
         #expect(t.bytesPerWrite < 6.3)
+        // Writes that compress to almost nothing are still capped per change set (memory).
+        var dense = TransferSizeStateMachine(policy: .init(maxBytes: 96 * 1024, maxWrites: 16_384))
+        for _ in 0..<20 { dense.sealed(bytes: 20_000, writes: 20_000) }
+        #expect(dense.bytesPerWrite < 1.1)
+        #expect(dense.writesPerChangeSet == 16_384)
     }
 
     @Test func nonsenseKnobsAreClampedToSaneValues() {
         let p = TransferSizeStateMachine.Policy(
             targetSeconds: .nan, maxBytes: -5, minBytes: 1 << 40, initialBytes: 0, initialBytesPerWrite: -1)
         #expect(p.minBytes <= p.initialBytes && p.initialBytes <= p.maxBytes)
-        #expect(p.targetSeconds == 10 && p.initialBytesPerWrite == 8)
+        #expect(p.targetSeconds == 10 && p.initialBytesPerWrite == 7)
         var t = TransferSizeStateMachine(policy: p, throughput: -3, bytesPerWrite: .infinity)
-        #expect(t.throughput == nil && t.bytesPerWrite == 8)
+        #expect(t.throughput == nil && t.bytesPerWrite == 7)
         t.succeeded(.upload, bytes: Int.max, millis: 0)
         #expect(t.bytes(.upload) <= p.maxBytes)
     }
