@@ -182,7 +182,8 @@ else
     fi
     # Give the first sync round a moment before asking for the status.
     for _ in 1 2 3 4 5 6 7 8 9 10; do
-        if as_agent "$PREFIX_BIN" status --dir "$AGENT_DIR" --json 2>/dev/null | grep -q '"last_attempt_ms"'; then break; fi
+        # `status` exits 1 or 2 until in sync (README); only its output matters here.
+        if { as_agent "$PREFIX_BIN" status --dir "$AGENT_DIR" --json 2>/dev/null || true; } | grep -q '"last_attempt_ms"'; then break; fi
         sleep 1
     done
 fi

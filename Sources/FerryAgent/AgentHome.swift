@@ -15,6 +15,8 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var syncIntervalSeconds: Double
     /// Largest change set to send, in bytes (the adaptive bound starts lower).
     public var maxChangeSetBytes: Int
+    /// Timeouts, transfer sizes and retry waits; absent = the defaults (``LinkSettings``).
+    public var link: LinkSettings?
 
     public init(
         hubURL: String, agentID: String, commune: String, hubSignPublicKey: String, hubKxPublicKey: String,
@@ -27,6 +29,54 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         self.hubKxPublicKey = hubKxPublicKey
         self.syncIntervalSeconds = syncIntervalSeconds
         self.maxChangeSetBytes = maxChangeSetBytes
+    }
+}
+
+/// How the agent treats its link (`"link"` in agent.json; every key optional).
+///
+/// The defaults are sized for the link profiles of WORKLOAD.md and what TCP
+/// was measured to do on them (PLATFORM.md, "Networks for link tests"):
+/// during an outage `connect()` just hangs, so connecting gives up after 12 s;
+/// a request that has gone quiet for 30 s (no byte sent or received) is
+/// abandoned and retried at once on a fresh connection, which retransmits
+/// after 1 s instead of waiting out TCP's backed-off timer; transfers target
+/// 10 s of the measured throughput and stay under 96 KiB.
+public struct LinkSettings: Codable, Sendable, Equatable {
+    /// Seconds to establish a TCP connection (default 12).
+    public var connectTimeoutSeconds: Double?
+    /// Seconds without a byte read (from the end of the request: the first
+    /// byte of the answer, then between bytes) or written before the request is
+    /// abandoned (default 30).
+    public var idleTimeoutSeconds: Double?
+    /// The slowest rate, in bytes per second, a transfer may average before its
+    /// overall deadline ends it (default 1,000; the deadline is connect + idle +
+    /// bytes / rate).
+    public var minRateBytesPerSecond: Double?
+    /// Seconds of measured throughput a change set or page targets (default 10).
+    public var transferTargetSeconds: Double?
+    /// Largest change set or page, in sealed bytes (default 96 KiB).
+    public var maxTransferBytes: Int?
+    /// Smallest change set or page budget, in sealed bytes (default 8 KiB).
+    public var minTransferBytes: Int?
+    /// Most writes in one change set (default 16,384), which bounds memory.
+    public var maxWritesPerChangeSet: Int?
+    /// Seconds to wait after a round that failed but moved data (default 1).
+    public var retryAfterProgressSeconds: Double?
+    /// First backoff when nothing moves, doubling per round (default 2).
+    public var backoffMinSeconds: Double?
+    /// Longest backoff when nothing moves (default 60).
+    public var backoffMaxSeconds: Double?
+
+    public init() {}
+
+    /// The resolved timeouts (seconds).
+    public var connectTimeout: Double { Self.positive(connectTimeoutSeconds, 12) }
+    public var idleTimeout: Double { Self.positive(idleTimeoutSeconds, 30) }
+    public var minRate: Double { Self.positive(minRateBytesPerSecond, 1000) }
+
+    static func positive(_ v: Double?, _ d: Double) -> Double {
+        guard let v, v.isFinite, v > 0 else { return d }
+        return min(v, 86_400)
     }
 }
 
@@ -94,5 +144,60 @@ public struct AgentHome: Sendable {
 /// An agent-side problem, phrased for the person at the commune PC.
 public struct AgentError: Error, Sendable, CustomStringConvertible {
     public let description: String
-    public init(_ d: String) { description = d }
+    public let kind: Kind
+
+    /// What sort of problem: decides whether the agent can clear it by itself
+    /// (it retries) or a person must act, and what `ferry status` advises.
+    public struct Kind: Sendable, Equatable, Hashable, CustomStringConvertible {
+        private enum Code: String {
+            case network, hubUnavailable = "hub_unavailable", notFerry = "not_ferry", refused, revoked, clock
+            case verification, sequence, local, other, cloned = "cloned_replica"
+        }
+        private let code: Code
+        private init(_ c: Code) { code = c }
+
+        /// The hub could not be reached, or the request was cut or timed out.
+        public static let network = Kind(.network)
+        /// The hub answered 5xx or 429: it is up but busy or failing.
+        public static let hubUnavailable = Kind(.hubUnavailable)
+        /// Something that is not a Ferry hub answered (a captive portal, a proxy page).
+        public static let notFerry = Kind(.notFerry)
+        /// The hub refused a change set or download for a reason the agent cannot fix.
+        public static let refused = Kind(.refused)
+        /// The hub operator revoked this agent.
+        public static let revoked = Kind(.revoked)
+        /// This PC's clock is too far off.
+        public static let clock = Kind(.clock)
+        /// A hub answer failed verification against the pinned keys.
+        public static let verification = Kind(.verification)
+        /// The hub's and the agent's sequence numbers disagree (a restored backup?).
+        public static let sequence = Kind(.sequence)
+        /// A problem on this PC (disk, files).
+        public static let local = Kind(.local)
+        public static let other = Kind(.other)
+        /// The hub refused this replica as a copy of another PC's (SPEC §7.2).
+        public static let cloned = Kind(.cloned)
+
+        /// The stable name stored in the replica's meta table.
+        public var description: String { code.rawValue }
+
+        /// Parses a stored name.
+        public init?(name: String) {
+            guard let c = Code(rawValue: name) else { return nil }
+            code = c
+        }
+
+        /// True when a person must act; the agent keeps retrying slowly anyway.
+        public var needsPerson: Bool {
+            switch code {
+            case .network, .hubUnavailable, .notFerry: false
+            default: true
+            }
+        }
+    }
+
+    public init(_ d: String, kind: Kind = .other) {
+        description = d
+        self.kind = kind
+    }
 }

@@ -1,64 +1,74 @@
 import FerryCore
+import FerryProtocol
 import Foundation
 import Logging
 import ServiceLifecycle
 
-/// The agent's long-running sync loop as a swift-service-lifecycle `Service`:
-/// sync every interval, back off exponentially with jitter after failures,
-/// never busy-loop, stop cleanly on SIGTERM.
+/// The agent's long-running sync loop as a swift-service-lifecycle `Service`.
+/// It runs rounds and sleeps what ``SyncScheduleStateMachine`` says (SPEC
+/// §9.9): the interval when in sync, about a second after a round that moved
+/// data before it failed, and a jittered backoff of 2 s doubling to 60 s only
+/// while nothing moves. It never busy-loops and stops cleanly on SIGTERM.
 public struct AgentService: Service {
     let engine: SyncEngine
-    let interval: Double
+    let policy: SyncScheduleStateMachine.Policy
     let logger: Logger
     /// Stop after this many rounds (tests); nil = forever.
     let maxRounds: Int?
 
     public init(engine: SyncEngine, interval: Double, logger: Logger, maxRounds: Int? = nil) {
         self.engine = engine
-        self.interval = interval
+        self.policy = engine.schedulePolicy(interval: interval)
         self.logger = logger
         self.maxRounds = maxRounds
     }
 
     public func run() async throws {
-        var failures = 0
+        var schedule = SyncScheduleStateMachine(policy: policy)
         var rounds = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             rounds += 1
-            do {
-                let r = try await engine.syncOnce()
-                if r.uploadedWrites > 0 || r.downloadedWrites > 0 {
-                    logger.info(
-                        "synced",
-                        metadata: [
-                            "ferry.uploaded": "\(r.uploadedWrites)", "ferry.downloaded": "\(r.downloadedWrites)",
-                            "ferry.cursor": "\(r.hubCursor)", "ferry.pending": "\(r.pendingWrites)",
-                        ])
-                }
-                failures = 0
-            } catch {
-                failures += 1
-                logger.warning("sync failed", metadata: ["ferry.error": "\(error)", "ferry.failures": "\(failures)"])
+            let r = await engine.syncRound()
+            let outcome: SyncScheduleStateMachine.Outcome
+            if let error = r.error {
+                outcome = .failed(progress: r.report.progress, needsPerson: error.kind.needsPerson)
+                logger.warning(
+                    "sync failed",
+                    metadata: [
+                        "ferry.error": "\(error)", "ferry.error.kind": "\(error.kind)",
+                        "ferry.progress": "\(r.report.progress)",
+                        "ferry.failures": "\(schedule.failuresWithoutProgress + (r.report.progress ? 0 : 1))",
+                    ])
+            } else if r.stoppedAtBound {
+                outcome = r.report.progress ? .moreToDo : .failed(progress: false, needsPerson: false)
+            } else {
+                outcome = .inSync
+            }
+            if r.report.uploadedWrites > 0 || r.report.downloadedWrites > 0 {
+                logger.info(
+                    "synced",
+                    metadata: [
+                        "ferry.uploaded": "\(r.report.uploadedWrites)",
+                        "ferry.downloaded": "\(r.report.downloadedWrites)",
+                        "ferry.cursor": "\(r.report.hubCursor)", "ferry.pending": "\(r.report.pendingWrites)",
+                    ])
             }
             if let maxRounds, rounds >= maxRounds { break }
-            let delay = Self.delay(interval: interval, failures: failures)
-            try? await gracefulShutdown(sleeping: delay)
+            let action = schedule.roundEnded(outcome, nowMs: engine.wall.nowMillis())
+            switch action {
+            case .wait(let ms, let untilMs, _):
+                engine.noteNextAttempt(ms: untilMs)
+                try? await gracefulShutdown(sleeping: ms)
+            }
         }
+        engine.noteNextAttempt(ms: nil)
         await engine.shutdown()
     }
 
-    /// Seconds to wait: the interval when healthy; after n failures
-    /// min(300, 2^n) s with ±50 % jitter, never less than 1 s.
-    public static func delay(interval: Double, failures: Int) -> Double {
-        if failures == 0 { return max(0.2, interval) }
-        let base = min(300, pow(2, Double(min(failures, 9))))
-        return max(1, base * Double.random(in: 0.5...1.5))
-    }
-
-    func gracefulShutdown(sleeping seconds: Double) async throws {
+    func gracefulShutdown(sleeping ms: UInt64) async throws {
         // The wait ends early on SIGTERM, so the service stops within a moment.
         try await cancelWhenGracefulShutdown {
-            try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+            try await Task.sleep(nanoseconds: ms.multipliedReportingOverflow(by: 1_000_000).partialValue)
         }
     }
 }

@@ -18,6 +18,7 @@ public enum Enrollment {
     public static func enroll(
         hubURL: String, token text: String, home: AgentHome, hostname: String, reenroll: Bool = false
     ) async throws -> AgentConfig {
+        let hubURL = try SyncEngine.validatedHubURL(hubURL)
         guard let token = EnrollmentToken(text) else {
             throw AgentError(
                 "the token is malformed: it looks like ferry1.<commune>.<secret>.<fingerprint>; copy it exactly")

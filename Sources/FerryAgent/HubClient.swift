@@ -12,6 +12,10 @@ public struct HubAnswer: Sendable {
     public var body: [UInt8]
     public var hubTimeMs: UInt64?
     public var cursor: UInt64?
+    /// Informational (unsigned) download headers: the hub's stream head and how
+    /// many changes for this agent still wait after this page (SPEC §9.4).
+    public var hubHead: UInt64?
+    public var hubRemaining: Int?
     /// The typed error, when the hub refused.
     public var error: ErrorDetail?
     /// Local wall-clock ms when the request was sent and the answer received.
@@ -25,21 +29,38 @@ public struct HubAnswer: Sendable {
     }
 }
 
-/// Talks to the hub over HTTP/1.1 with timeouts made for bad links:
-/// short requests, a 10 s connect timeout and a 30 s idle timeout, so a cut
-/// connection is abandoned and retried on a fresh one (PLATFORM.md).
+/// Talks to the hub over HTTP/1.1 with timeouts made for bad links
+/// (``LinkSettings``, PLATFORM.md "Networks for link tests"):
+/// - connect: 12 s by default (during an outage `connect()` just hangs);
+/// - idle read: 30 s from the end of the request to the first byte of the
+///   answer, and then between bytes; idle write: 30 s without a byte sent;
+/// - overall: connect + idle + size / 1,000 B/s, so a transfer that trickles
+///   through a dying link still ends instead of hanging.
+/// A request given up on fails with an error the sync loop retries on a fresh
+/// connection; nothing hangs silently.
 public final class HubClient: Sendable {
     let http: HTTPClient
     public let baseURL: String
     let wall: any WallClock
+    public let link: LinkSettings
 
-    public init(baseURL: String, wall: any WallClock = SystemClock()) {
+    public init(baseURL: String, wall: any WallClock = SystemClock(), link: LinkSettings = LinkSettings()) {
         var config = HTTPClient.Configuration()
-        config.timeout = .init(connect: .seconds(10), read: .seconds(30))
-        config.connectionPool = .init(idleTimeout: .seconds(20))
+        config.timeout = .init(
+            connect: .milliseconds(Int64(link.connectTimeout * 1000)),
+            read: .milliseconds(Int64(link.idleTimeout * 1000)), write: .milliseconds(Int64(link.idleTimeout * 1000)))
+        // A pooled connection that sat idle across an outage may be dead without
+        // knowing it; do not keep them longer than the idle timeout.
+        config.connectionPool = .init(idleTimeout: .milliseconds(Int64(min(20, link.idleTimeout) * 1000)))
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.wall = wall
+        self.link = link
+    }
+
+    /// The overall deadline in seconds for a request moving about `bytes` bytes.
+    public func deadlineSeconds(bytes: Int) -> Double {
+        link.connectTimeout + link.idleTimeout + Double(max(0, bytes)) / link.minRate
     }
 
     /// Must be called before the client is dropped.
@@ -48,23 +69,28 @@ public final class HubClient: Sendable {
     }
 
     /// Sends one request and reads the whole answer (bounded).
+    /// - Parameter expectedBytes: the size of the answer expected (a download
+    ///   page), which lengthens the overall deadline.
     public func send(
         _ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, headers: [String: String] = [:],
-        timeoutSeconds: Int64 = 60, maxBytes: Int = 16 << 20
+        expectedBytes: Int = 0, maxBytes: Int = 16 << 20
     ) async throws -> HubAnswer {
         var req = HTTPClientRequest(url: baseURL + path)
         req.method = method
         for (k, v) in headers { req.headers.add(name: k, value: v) }
         if let body { req.body = .bytes(ByteBuffer(bytes: body)) }
         let sent = wall.nowMillis()
-        let resp = try await http.execute(req, timeout: .seconds(timeoutSeconds))
+        let seconds = deadlineSeconds(bytes: (body?.count ?? 0) + max(0, expectedBytes))
+        let resp = try await http.execute(req, timeout: .milliseconds(Int64(seconds * 1000)))
         let buf = try await resp.body.collect(upTo: maxBytes)
         let bytes = Array(buffer: buf)
         var a = HubAnswer(
             status: Int(resp.status.code), body: bytes,
             hubTimeMs: resp.headers.first(name: "X-Ferry-Time").flatMap(UInt64.init),
-            cursor: resp.headers.first(name: "X-Ferry-Cursor").flatMap(UInt64.init), error: nil, sentMs: sent,
-            receivedMs: wall.nowMillis())
+            cursor: resp.headers.first(name: "X-Ferry-Cursor").flatMap(UInt64.init),
+            hubHead: resp.headers.first(name: "X-Ferry-Head").flatMap(UInt64.init),
+            hubRemaining: resp.headers.first(name: "X-Ferry-Remaining").flatMap(Int.init).map { max(0, $0) },
+            error: nil, sentMs: sent, receivedMs: wall.nowMillis())
         if a.status >= 400 {
             struct E: Codable { var error: HubAnswer.ErrorDetail }
             let d = JSONDecoder()

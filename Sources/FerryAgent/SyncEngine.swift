@@ -4,6 +4,7 @@ import FerryProtocol
 import FerryStore
 import Foundation
 import Logging
+import Synchronization
 
 /// What one sync round did.
 public struct SyncReport: Sendable, Codable, Equatable {
@@ -15,6 +16,20 @@ public struct SyncReport: Sendable, Codable, Equatable {
     public var hubCursor: UInt64 = 0
     public var pendingWrites = 0
     public var complete = false
+    /// True when a change set was acknowledged or a download page applied.
+    public var progress = false
+    /// True when the hub's last signed download answer said more changes wait.
+    public var moreAtHub = false
+    /// The hub's stream head as it last said (informational `X-Ferry-Head`).
+    public var hubHead: UInt64?
+}
+
+/// A round's report and, if it failed, why.
+public struct SyncRoundResult: Sendable {
+    public var report: SyncReport
+    public var error: AgentError?
+    /// True when the round ended at its request bound with work left (and no error).
+    public var stoppedAtBound: Bool
 }
 
 /// One agent's sync with the hub (DESIGN §7): upload pending change sets in
@@ -24,15 +39,17 @@ public struct SyncReport: Sendable, Codable, Equatable {
 public final class SyncEngine: Sendable {
     public let home: AgentHome
     public let store: AgentStore
-    public let client: HubClient
+    let clientBox: Mutex<HubClient>
+    /// The client for the hub URL currently configured.
+    public var client: HubClient { clientBox.withLock { $0 } }
     let identity: Identity
     let config: AgentConfig
     let hubSign: SigningPublicKey
     let keys: SessionKeys
     let logger: Logger
     let wall: any WallClock
-    /// Adaptive change-set bound in bytes: grows after success, shrinks after failure.
-    let budget: BudgetBox
+    /// Change-set and page sizes from measured throughput and bytes per write (SPEC §9.7).
+    let sizing: Mutex<TransferSizeStateMachine>
 
     public init(home: AgentHome, wall: any WallClock = SystemClock(), logger: Logger) throws {
         self.home = home
@@ -42,40 +59,109 @@ public final class SyncEngine: Sendable {
         let hub = try home.hubKeys()
         hubSign = hub.sign
         keys = try identity.kx.clientSessionKeys(server: hub.kx)
-        client = HubClient(baseURL: config.hubURL, wall: wall)
+        clientBox = Mutex(HubClient(baseURL: Self.hubURL(config), wall: wall, link: config.link ?? LinkSettings()))
         self.logger = logger
         self.wall = wall
-        budget = BudgetBox(initial: min(64 * 1024, config.maxChangeSetBytes), max: config.maxChangeSetBytes)
+        let link = config.link ?? LinkSettings()
+        let maxBytes = min(link.maxTransferBytes ?? 96 * 1024, config.maxChangeSetBytes)
+        let policy = TransferSizeStateMachine.Policy(
+            targetSeconds: link.transferTargetSeconds ?? 10, maxBytes: maxBytes,
+            minBytes: min(link.minTransferBytes ?? 8 * 1024, maxBytes), initialBytes: min(48 * 1024, maxBytes),
+            maxWrites: link.maxWritesPerChangeSet ?? 16_384)
+        // Figures measured by earlier runs, so a restarted agent does not start blind.
+        let measuredRate = (try? store.meta("link_throughput_bps")).flatMap { $0.flatMap(Double.init) }
+        let measuredPerWrite = (try? store.meta("bytes_per_write")).flatMap { $0.flatMap(Double.init) }
+        sizing = Mutex(
+            TransferSizeStateMachine(policy: policy, throughput: measuredRate, bytesPerWrite: measuredPerWrite))
+    }
+
+    /// The hub URL to use: `FERRY_HUB_URL` when set, else agent.json's.
+    public static func hubURL(_ config: AgentConfig) -> String {
+        if let env = ProcessInfo.processInfo.environment["FERRY_HUB_URL"], !env.isEmpty { return env }
+        return config.hubURL
+    }
+
+    /// The retry policy from agent.json (`interval` overrides the sync interval).
+    public func schedulePolicy(interval: Double? = nil) -> SyncScheduleStateMachine.Policy {
+        let link = config.link ?? LinkSettings()
+        return SyncScheduleStateMachine.Policy(
+            interval: interval ?? config.syncIntervalSeconds, retryAfterProgress: link.retryAfterProgressSeconds ?? 1,
+            backoffMin: link.backoffMinSeconds ?? 2, backoffMax: link.backoffMaxSeconds ?? 60)
     }
 
     public func shutdown() async { await client.shutdown() }
+
+    /// Follows a hub URL changed by `ferry agent set-hub` while the agent runs.
+    func followHubURL() async {
+        guard let fresh = try? home.config() else { return }
+        let url = Self.hubURL(fresh)
+        let old: HubClient? = clientBox.withLock { current in
+            let normalized = url.hasSuffix("/") ? String(url.dropLast()) : url
+            guard normalized != current.baseURL else { return nil }
+            let previous = current
+            current = HubClient(baseURL: url, wall: wall, link: config.link ?? LinkSettings())
+            return previous
+        }
+        if let old {
+            logger.notice("hub URL changed", metadata: ["ferry.hub": "\(url)"])
+            await old.shutdown()
+        }
+    }
+
+    /// Records the next planned attempt for `ferry status`.
+    public func noteNextAttempt(ms: UInt64?) {
+        try? store.setMeta(["next_attempt_ms": ms.map(String.init)])
+    }
+
+    /// Marks a request in progress in the replica (for `ferry status`) while `body` runs.
+    func request<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        try? store.setMeta(["request_started_ms": String(wall.nowMillis()), "request_what": what])
+        defer { try? store.setMeta(["request_started_ms": nil, "request_what": nil]) }
+        return try await body()
+    }
 
     /// One full round: upload everything pending, then download everything new.
     /// Bounded: at most `maxRequests` HTTP requests.
     /// - Throws: ``AgentError`` with what is wrong and what to do; state is kept for the next round.
     @discardableResult
     public func syncOnce(maxRequests: Int = 200) async throws -> SyncReport {
+        let r = await syncRound(maxRequests: maxRequests)
+        if let e = r.error { throw e }
+        return r.report
+    }
+
+    /// One round, as ``syncOnce(maxRequests:)``, but returns the failure with the
+    /// report, so the loop can tell a round that moved data before it failed
+    /// from one in which nothing moved.
+    public func syncRound(maxRequests: Int = 200) async -> SyncRoundResult {
         var report = SyncReport()
         var requests = 0
         var restamps = 0
-        try store.setMeta(["last_attempt_ms": String(wall.nowMillis())])
+        await followHubURL()
         do {
             try refuseIfCloned()
+            try store.setMeta(["last_attempt_ms": String(wall.nowMillis())])
             // Upload, one frozen change set at a time, strictly in sequence.
+            var uploaded = false
             while requests < maxRequests {
-                guard let inflight = try freezeNext() else { break }
+                guard let inflight = try freezeNext() else {
+                    uploaded = true
+                    break
+                }
                 requests += 1
                 try store.noteAttempt(seqFrom: inflight.seqFrom)
                 let answer: HubAnswer
                 do {
-                    answer = try await client.send(
-                        .POST, "/v1/changesets", body: inflight.envelope,
-                        headers: ["Content-Type": "application/octet-stream"])
+                    answer = try await request("upload of changes \(inflight.seqFrom)...\(inflight.seqTo)") {
+                        try await client.send(
+                            .POST, "/v1/changesets", body: inflight.envelope,
+                            headers: ["Content-Type": "application/octet-stream"])
+                    }
                 } catch {
-                    budget.shrink()
+                    sizing.withLock { $0.failed(.upload) }
                     throw AgentError(
-                        "cannot reach the hub at \(config.hubURL) (\(error)); the change set stays queued and is re-sent"
-                    )
+                        "cannot reach the hub at \(client.baseURL) (\(Self.plain(error))); the change set stays queued and is re-sent",
+                        kind: .network)
                 }
                 if answer.status == 200 {
                     // Only an acknowledgement signed by the pinned hub key that covers
@@ -89,59 +175,124 @@ public final class SyncEngine: Sendable {
                                 agent: config.agentID, changeSet: hex(inflight.id), cursor: ack.cursor,
                                 status: ack.status))
                     else {
-                        budget.shrink()
+                        sizing.withLock { $0.failed(.upload) }
                         throw AgentError(
-                            "the answer to change set \(inflight.seqFrom)...\(inflight.seqTo) was not a Ferry acknowledgement (is a proxy or login page in the way?); it stays queued"
-                        )
+                            "the answer to change set \(inflight.seqFrom)...\(inflight.seqTo) was not a Ferry acknowledgement (is a proxy or login page in the way?); it stays queued",
+                            kind: .notFerry)
                     }
                     try applyNotices(ack, changeSet: inflight.id)
                     try store.acknowledge(upTo: inflight.seqTo)
+                    // A signed acknowledgement is contact with the hub.
+                    try store.setMeta([
+                        "last_upload_ack_ms": String(answer.receivedMs), "last_contact_ms": String(answer.receivedMs),
+                    ])
                     if ack.status == "duplicate" { report.duplicates += 1 }
                     report.uploadedChangeSets += 1
                     report.uploadedWrites += Int(inflight.seqTo - inflight.seqFrom + 1)
-                    budget.grow()
+                    report.progress = true
+                    let next = sizing.withLock {
+                        $0.succeeded(
+                            .upload, bytes: inflight.envelope.count + answer.body.count,
+                            millis: answer.receivedMs &- answer.sentMs)
+                        return $0
+                    }
+                    logger.debug(
+                        "change set acknowledged",
+                        metadata: [
+                            "ferry.seq": "\(inflight.seqFrom)...\(inflight.seqTo)",
+                            "ferry.bytes": "\(inflight.envelope.count)",
+                            "ferry.ms": "\(answer.receivedMs &- answer.sentMs)",
+                            "ferry.next_bytes": "\(next.bytes(.upload))",
+                            "ferry.throughput": "\(next.throughput.map { Int($0) } ?? 0)",
+                            "ferry.bytes_per_write": "\(next.bytesPerWrite)",
+                        ])
                     continue
                 }
                 try await handleRefusal(answer, inflight: inflight, restamped: &restamps)
                 report.retries += 1
             }
             // Download, following `more`.
-            while requests < maxRequests {
+            var downloaded = false
+            while uploaded && requests < maxRequests {
                 requests += 1
-                let (writes, more, _) = try await pullOnce()
-                report.downloadedWrites += writes
-                if !more { break }
+                let page = try await pullOnce()
+                report.downloadedWrites += page.writes
+                report.progress = report.progress || page.advanced
+                report.moreAtHub = page.more
+                report.hubHead = page.head
+                if !page.more {
+                    downloaded = true
+                    break
+                }
             }
             let counts = try store.counts()
             report.hubCursor = counts.hubCursor
             report.pendingWrites = counts.pendingWrites + counts.inFlightWrites
-            report.complete = report.pendingWrites == 0
-            try store.setMeta(["last_sync_ok_ms": String(wall.nowMillis()), "last_error": nil, "last_error_ms": nil])
-            return report
+            report.complete = report.pendingWrites == 0 && downloaded
+            var meta: [String: String?] = ["last_error": nil, "last_error_ms": nil, "last_error_kind": nil]
+            if uploaded && downloaded { meta["last_sync_ok_ms"] = String(wall.nowMillis()) }
+            try store.setMeta(meta.merging(measuredMeta()) { a, _ in a })
+            return SyncRoundResult(report: report, error: nil, stoppedAtBound: !(uploaded && downloaded))
         } catch {
-            try? store.setMeta(["last_error": "\(error)", "last_error_ms": String(wall.nowMillis())])
-            throw error
+            let e = error as? AgentError ?? AgentError("\(error)", kind: .local)
+            var meta: [String: String?] = [
+                "last_error": e.description, "last_error_ms": String(wall.nowMillis()),
+                "last_error_kind": e.kind.description,
+            ]
+            meta.merge(measuredMeta()) { a, _ in a }
+            try? store.setMeta(meta)
+            if let counts = try? store.counts() {
+                report.hubCursor = counts.hubCursor
+                report.pendingWrites = counts.pendingWrites + counts.inFlightWrites
+            }
+            return SyncRoundResult(report: report, error: e, stoppedAtBound: false)
         }
+    }
+
+    /// The link figures measured so far, kept across restarts.
+    func measuredMeta() -> [String: String?] {
+        let s = sizing.withLock { $0 }
+        return [
+            "link_throughput_bps": s.throughput.map { String(Int($0)) }, "bytes_per_write": String(s.bytesPerWrite),
+        ]
+    }
+
+    /// An HTTP client error in words a clerk can read.
+    static func plain(_ error: any Error) -> String {
+        let text = "\(error)"
+        if text.contains("connectTimeout") { return "connecting timed out" }
+        if text.contains("readTimeout") || text.contains("deadlineExceeded") { return "the hub stopped answering" }
+        if text.contains("writeTimeout") { return "sending stalled" }
+        if text.contains("connectionRefused") || text.contains("Connection refused") {
+            return "nothing answers at that address"
+        }
+        if text.contains("remoteConnectionClosed") { return "the connection was cut" }
+        return text
     }
 
     /// Freezes the next change set within the byte budget (halving the write
     /// count until the sealed bytes fit), or returns the one already in flight.
     func freezeNext() throws -> InFlight? {
         if let f = try store.inFlight() { return f }
-        var maxWrites = max(1, budget.bytes / 24)
+        let (budgetBytes, writes) = sizing.withLock { ($0.bytes(.upload), $0.writesPerChangeSet) }
+        var maxWrites = writes
         for _ in 0..<16 {
             do {
                 let hubKX = try home.hubKeys().kx.id
-                return try store.freeze(maxWrites: maxWrites) { body, ctx in
+                var sealedWrites = 0
+                let frozen = try store.freeze(maxWrites: maxWrites) { body, ctx in
                     let s = try seal(body, ctx, hubKX: hubKX)
-                    if s.envelope.count > budget.bytes && body.writes.count > 1 { throw TooBig() }
+                    if s.envelope.count > budgetBytes && body.writes.count > 1 { throw TooBig() }
+                    sealedWrites = body.writes.count
                     return (s.header.id, s.envelope)
                 }
+                if let frozen { sizing.withLock { $0.sealed(bytes: frozen.envelope.count, writes: sealedWrites) } }
+                return frozen
             } catch is TooBig {
                 maxWrites = max(1, maxWrites / 2)
             }
         }
-        throw AgentError("cannot fit a change set in \(budget.bytes) bytes")
+        throw AgentError("cannot fit a change set in \(budgetBytes) bytes", kind: .local)
     }
 
     struct TooBig: Error {}
@@ -158,32 +309,32 @@ public final class SyncEngine: Sendable {
     func handleRefusal(_ a: HubAnswer, inflight: InFlight, restamped: inout Int) async throws {
         let code = a.error?.code ?? "http_\(a.status)"
         let message = a.error?.message ?? "HTTP \(a.status)"
-        budget.shrink()
+        sizing.withLock { $0.failed(.upload) }
         switch code {
         case "out_of_sequence":
             if let expected = a.error?.expectedSeq, expected > inflight.seqTo {
                 // The hub says it already has this change set (its answer was lost).
                 // The error is not signed: confirm with a signed download, whose
                 // header carries the hub's count of this agent's writes.
-                let (_, _, applied) = try await pullOnce()
+                let applied = try await pullOnce().applied
                 if applied >= inflight.seqTo {
                     try store.acknowledge(upTo: inflight.seqTo)
                     return
                 }
                 throw AgentError(
-                    "the hub's claim to hold change set \(inflight.seqFrom)...\(inflight.seqTo) was not confirmed; it stays queued"
-                )
+                    "the hub's claim to hold change set \(inflight.seqFrom)...\(inflight.seqTo) was not confirmed; it stays queued",
+                    kind: .sequence)
             }
             throw AgentError(
-                "the hub expects sequence \(a.error?.expectedSeq ?? 0) but this agent is at \(inflight.seqFrom): the hub's store may have been restored from an old backup; ask the operator (\(message))"
-            )
+                "the hub expects sequence \(a.error?.expectedSeq ?? 0) but this agent is at \(inflight.seqFrom): the hub's store may have been restored from an old backup; ask the operator (\(message))",
+                kind: .sequence)
         case "future_timestamp", "clock_skew":
             // This PC's clock ran ahead: learn the hub's time from a signed
             // download, then re-stamp the queued writes with the corrected clock.
             guard restamped == 0 else {
                 throw AgentError(
-                    "the hub still refuses this agent's timestamps after correcting them: \(message). Set the PC's date and time"
-                )
+                    "the hub still refuses this agent's timestamps after correcting them: \(message). Set the PC's date and time",
+                    kind: .clock)
             }
             restamped += 1
             _ = try? await pullOnce()
@@ -191,7 +342,7 @@ public final class SyncEngine: Sendable {
             return
         case "oversized":
             try store.unfreeze(restamp: false)
-            budget.halve()
+            sizing.withLock { $0.halveUpload() }
             return
         case "cloned_replica":
             // SPEC §7.2: another PC writes as this agent. Stop uploading (every
@@ -200,9 +351,11 @@ public final class SyncEngine: Sendable {
             try refuseIfCloned()
         default:
             if a.status >= 500 || a.status == 429 || a.status == 503 {
-                throw AgentError("the hub is unavailable (\(message)); retrying later")
+                throw AgentError("the hub is unavailable (\(message)); retrying later", kind: .hubUnavailable)
             }
-            throw AgentError("the hub refused change set \(inflight.seqFrom)...\(inflight.seqTo): \(message) [\(code)]")
+            throw AgentError(
+                "the hub refused change set \(inflight.seqFrom)...\(inflight.seqTo): \(message) [\(code)]",
+                kind: code == "revoked" ? .revoked : .refused)
         }
     }
 
@@ -211,31 +364,54 @@ public final class SyncEngine: Sendable {
     func refuseIfCloned() throws {
         guard try store.meta("cloned_replica") != nil else { return }
         throw AgentError(
-            "NOT IN SYNC: the hub refused this PC's changes because this agent directory (\(home.directory)) is a copy of another PC's, and both wrote as agent \(config.agentID). Nothing is sent until this copy is enrolled as its own agent; every change made here is kept. Ask the hub operator for a new token, then run: ferry agent enroll \(config.hubURL) NEW_TOKEN --dir \(home.directory)"
-        )
+            "NOT IN SYNC: the hub refused this PC's changes because this agent directory (\(home.directory)) is a copy of another PC's, and both wrote as agent \(config.agentID). Nothing is sent until this copy is enrolled as its own agent; every change made here is kept. Ask the hub operator for a new token, then run: ferry agent enroll \(config.hubURL) NEW_TOKEN --dir \(home.directory)",
+            kind: .cloned)
     }
 
-    /// One download request. Returns the writes applied, whether more wait, and
-    /// the hub's signed count of this agent's writes it has applied (header ack).
-    func pullOnce() async throws -> (Int, Bool, UInt64) {
+    /// What one download request did.
+    struct Page {
+        /// Fields whose winner changed.
+        var writes: Int
+        /// Whether the hub said more changes wait (signed header).
+        var more: Bool
+        /// The hub's signed count of this agent's writes it has applied (header ack).
+        var applied: UInt64
+        /// True when the page moved the cursor or changed a field.
+        var advanced: Bool
+        /// The hub's stream head, as its informational `X-Ferry-Head` says, or the
+        /// page's end when the page reached the head.
+        var head: UInt64?
+    }
+
+    /// One download request, sized by the measured link (SPEC §9.4, §9.7).
+    func pullOnce() async throws -> Page {
         let since = try store.counts().hubCursor
-        let maxBytes = budget.bytes * 4
+        let maxBytes = sizing.withLock { $0.bytes(.download) }
         let t = HybridLogicalClock.corrected(
             localMillis: wall.nowMillis(), offset: Int64(try store.meta("clock_offset_ms") ?? "0") ?? 0)
         let sig = identity.signing.sign(
             PullAuth.message(agent: config.agentID, since: since, maxBytes: maxBytes, timeMs: t))
         let a: HubAnswer
         do {
-            a = try await client.send(
-                .GET, "/v1/changes?since=\(since)&max_bytes=\(maxBytes)",
-                headers: ["X-Ferry-Agent": config.agentID, "X-Ferry-Time": String(t), "X-Ferry-Signature": hex(sig)])
+            a = try await request("download of hub changes after #\(since)") {
+                try await client.send(
+                    .GET, "/v1/changes?since=\(since)&max_bytes=\(maxBytes)",
+                    headers: [
+                        "X-Ferry-Agent": config.agentID, "X-Ferry-Time": String(t), "X-Ferry-Signature": hex(sig),
+                    ], expectedBytes: maxBytes)
+            }
         } catch {
-            budget.shrink()
-            throw AgentError("cannot reach the hub at \(config.hubURL) to download (\(error)); will retry")
+            sizing.withLock { $0.failed(.download) }
+            throw AgentError(
+                "cannot reach the hub at \(client.baseURL) to download (\(Self.plain(error))); will retry",
+                kind: .network)
         }
         guard a.status == 200 else {
+            let code = a.error?.code ?? ""
+            let kind: AgentError.Kind =
+                a.status >= 500 || a.status == 429 ? .hubUnavailable : code == "revoked" ? .revoked : .refused
             throw AgentError(
-                "the hub refused the download: \(a.error?.message ?? "HTTP \(a.status)") [\(a.error?.code ?? "")]")
+                "the hub refused the download: \(a.error?.message ?? "HTTP \(a.status)") [\(code)]", kind: kind)
         }
         let opened: OpenedChangeSet
         do {
@@ -243,15 +419,41 @@ public final class SyncEngine: Sendable {
                 a.body, recipientKeyID: identity.kx.publicKey.id, author: hubSign, key: keys.receive, normalize: false)
         } catch {
             throw AgentError(
-                "the hub's answer failed verification (\(error)): it was altered in transit or the hub's keys changed")
+                "the hub's answer failed verification (\(error)): it was altered in transit or the hub's keys changed",
+                kind: .verification)
         }
         guard opened.header.origin == .hub, opened.header.seqFrom == since + 1 else {
-            throw AgentError("the hub's answer starts at \(opened.header.seqFrom), expected \(since + 1); will retry")
+            throw AgentError(
+                "the hub's answer starts at \(opened.header.seqFrom), expected \(since + 1); will retry",
+                kind: .verification)
         }
         // The hub's signed header carries its time: the only clock source trusted.
         learnTime(hubMs: opened.header.createdHLC.millis, sentMs: a.sentMs, receivedMs: a.receivedMs)
         let n = try store.applyRemote(opened.body, cursor: opened.header.seqTo)
-        return (n, opened.header.more, opened.header.ack)
+        let next = sizing.withLock {
+            $0.succeeded(.download, bytes: a.body.count, millis: a.receivedMs &- a.sentMs)
+            return $0
+        }
+        let more = opened.header.more
+        logger.debug(
+            "page applied",
+            metadata: [
+                "ferry.cursor": "\(opened.header.seqTo)", "ferry.asked": "\(maxBytes)",
+                "ferry.bytes": "\(a.body.count)",
+                "ferry.writes": "\(opened.body.writes.count)", "ferry.ms": "\(a.receivedMs &- a.sentMs)",
+                "ferry.more": "\(more)", "ferry.next_bytes": "\(next.bytes(.download))",
+            ])
+        // The head is informational (unsigned); only the signed `more` decides
+        // whether this copy is complete.
+        let head = more ? a.hubHead.map { max($0, opened.header.seqTo) } : opened.header.seqTo
+        let remaining = more ? a.hubRemaining : 0
+        try store.setMeta([
+            "last_download_ms": String(a.receivedMs), "hub_more": more ? "1" : "0", "hub_head": head.map(String.init),
+            "hub_remaining": remaining.map(String.init),
+        ])
+        return Page(
+            writes: n, more: more, applied: opened.header.ack,
+            advanced: n > 0 || opened.header.seqTo > since, head: head)
     }
 
     /// Applies the hub's signed notices about quarantined writes (SPEC §8.9): the
@@ -284,23 +486,4 @@ public final class SyncEngine: Sendable {
         let offset = HybridLogicalClock.offset(hubMillis: hubMs, localMillis: sentMs / 2 + receivedMs / 2)
         try? store.setMeta(["clock_offset_ms": String(offset), "last_contact_ms": String(receivedMs)])
     }
-}
-
-/// The adaptive change-set bound (DESIGN §5).
-final class BudgetBox: @unchecked Sendable {
-    // @unchecked: guarded by `lock`.
-    private let lock = NSLock()
-    private var value: Int
-    private let maxValue: Int
-    static let minValue = 8 * 1024
-
-    init(initial: Int, max: Int) {
-        value = initial
-        maxValue = max
-    }
-
-    var bytes: Int { lock.withLock { value } }
-    func grow() { lock.withLock { value = Swift.min(maxValue, value * 3 / 2) } }
-    func shrink() { lock.withLock { value = Swift.max(Self.minValue, value * 2 / 3) } }
-    func halve() { lock.withLock { value = Swift.max(Self.minValue, value / 2) } }
 }

@@ -615,9 +615,13 @@ public final class SQLiteHubStore: Sendable {
     /// Changes for one agent's commune after `since`, within about `maxBytes`
     /// (DESIGN §4, compaction): the current leaves changed after the cursor,
     /// except the agent's own writes (it has them), plus catalog entries.
-    /// - Returns: the body, the cursor it reaches, and whether more wait.
+    /// `maxBytes` is in the units of ``estimatedSize(_:)``; the caller scales it
+    /// to sealed bytes with a measured ratio (HubService).
+    /// - Returns: the body, the cursor it reaches, whether more wait, the
+    ///   stream head, and, when more wait, how many of this agent's changes lie
+    ///   after the cursor reached.
     public func changes(for agent: AgentInfo, since: UInt64, maxBytes: Int) throws -> (
-        body: ChangeSetBody, seqTo: UInt64, more: Bool
+        body: ChangeSetBody, seqTo: UInt64, more: Bool, head: UInt64, remaining: Int
     ) {
         try pool.read { db in
             let head = try AgentStore.meta(db, "stream_seq").flatMap(UInt64.init) ?? 0
@@ -654,7 +658,7 @@ public final class SQLiteHubStore: Sendable {
                 for row in rows {
                     let seq = UInt64(row["seq"] as Int64)
                     guard let w = FieldWrite(row: row) else { continue }
-                    let size = 40 + w.field.utf8.count + Self.approxSize(w.value) + 12 * (w.prev.count + w.covers.count)
+                    let size = Self.estimatedSize(w)
                     if budget - size < 0 && !writes.isEmpty {
                         cut = last
                         break outer
@@ -668,8 +672,31 @@ public final class SQLiteHubStore: Sendable {
             }
             let seqTo = cut ?? max(head, since)
             if cut != nil { catalog.removeAll { $0.seq > seqTo } }
-            return (ChangeSetBody(writes: writes, scopes: scopes, catalog: catalog), seqTo, cut != nil)
+            var remaining = 0
+            if cut != nil {
+                // For `ferry status` at the agent ("N changes behind"): one range
+                // scan of the stream index, only while the agent is behind.
+                remaining =
+                    try Int.fetchOne(
+                        db,
+                        sql: "SELECT count(*) FROM leaves WHERE commune = ? AND seq > ? AND origin != ?",
+                        arguments: [agent.commune, Int64(clamping: seqTo), agent.id]) ?? 0
+            }
+            return (
+                ChangeSetBody(writes: writes, scopes: scopes, catalog: catalog), seqTo, cut != nil, max(head, seqTo),
+                remaining
+            )
         }
+    }
+
+    /// The stream's size estimate of one write, before encoding and compression.
+    public static func estimatedSize(_ w: FieldWrite) -> Int {
+        40 + w.field.utf8.count + approxSize(w.value) + 12 * (w.prev.count + w.covers.count)
+    }
+
+    /// The estimate of a whole body, in the units `changes(for:since:maxBytes:)` budgets in.
+    public static func estimatedSize(_ body: ChangeSetBody) -> Int {
+        body.writes.reduce(0) { $0 + estimatedSize($1) } + body.catalog.reduce(0) { $0 + $1.json.count + 32 }
     }
 
     static func approxSize(_ v: Value) -> Int {

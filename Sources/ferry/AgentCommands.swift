@@ -18,7 +18,7 @@ struct AgentDir: ParsableArguments {
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent", abstract: "Enroll and run the commune agent.",
-        subcommands: [AgentEnroll.self, AgentRun.self, AgentSync.self])
+        subcommands: [AgentEnroll.self, AgentRun.self, AgentSync.self, AgentSetHub.self])
 }
 
 struct AgentEnroll: AsyncParsableCommand {
@@ -87,6 +87,10 @@ struct AgentSync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sync", abstract: "Sync once now and report.")
     @OptionGroup var agent: AgentDir
     @Flag var json = false
+    @Option(
+        name: .customLong("max-requests"), help: "Stop after this many HTTP requests; the rest waits for the next sync."
+    )
+    var maxRequests: Int = 200
 
     func run() async throws {
         let logger = Log.logger("ferry.agent")
@@ -94,7 +98,7 @@ struct AgentSync: AsyncParsableCommand {
         defer { lock.release() }
         let engine = try SyncEngine(home: agent.home, logger: logger)
         do {
-            let r = try await engine.syncOnce()
+            let r = try await engine.syncOnce(maxRequests: min(max(maxRequests, 1), 100_000))
             await engine.shutdown()
             if json { return try printJSON(r) }
             print(
@@ -120,5 +124,43 @@ enum AgentStart {
         }
         for w in home.privacyWarnings() { logger.warning("file is not private", metadata: ["ferry.problem": "\(w)"]) }
         return lock
+    }
+}
+
+struct AgentSetHub: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set-hub",
+        abstract: "Point this agent at the hub's new address, keeping its keys and the hub's pinned keys.",
+        discussion: """
+            For a province that moves its hub: ferry agent set-hub http://NEW-ADDRESS:8440
+            Before saving, the command checks that the new address answers and is the same hub (its signed \
+            answer verifies under the keys pinned at enrollment). A running agent uses the new address from \
+            its next round. FERRY_HUB_URL, when set, overrides agent.json for agent commands.
+            """)
+    @Argument(help: "The hub's new address, e.g. http://hub.example:8440") var url: String
+    @OptionGroup var agent: AgentDir
+    @Flag(name: .customLong("no-check"), help: "Save without checking (the new hub is not up yet).")
+    var noCheck = false
+
+    func run() async throws {
+        let home = agent.home
+        let newURL: String
+        do { newURL = try SyncEngine.validatedHubURL(url) } catch { throw UserError("\(error)") }
+        var config = try home.config()
+        if !noCheck {
+            let engine = try SyncEngine(home: home, logger: Log.logger("ferry.agent"))
+            do {
+                try await engine.verifyHub(at: newURL)
+                await engine.shutdown()
+            } catch {
+                await engine.shutdown()
+                throw UserError("\(error)")
+            }
+        }
+        let old = config.hubURL
+        config.hubURL = newURL
+        try home.save(config)
+        print("Hub address changed: \(old) -> \(newURL)\(noCheck ? " (not checked)" : " (checked: same hub)").")
+        print("The hub's pinned keys are unchanged. A running agent uses the new address from its next round.")
     }
 }

@@ -52,7 +52,10 @@ struct ClonedReplicaEndToEndTests {
         #expect(refused.text.contains("ferry agent enroll"), "\(refused.text)")
         #expect(!refused.text.contains("IN SYNC: every change"), "\(refused.text)")
 
-        let status = try decodeJSON(StatusJSON.self, try await sb.ok(["status", "--dir", pc2, "--json"]))
+        // Exit 2: a person must act (SPEC: status exit codes).
+        let statusRun = try await sb.run(["status", "--dir", pc2, "--json"])
+        #expect(statusRun.status == 2, "\(statusRun.text)")
+        let status = try decodeJSON(StatusJSON.self, statusRun.out)
         #expect(!status.inSync, "status: \(status.summary)")
         #expect(status.summary.contains("NOT IN SYNC"), "\(status.summary)")
         #expect(status.summary.contains("copy of another PC"), "\(status.summary)")

@@ -117,7 +117,9 @@ struct FaultEndToEndTests {
         #expect(try hubStore.winners(commune: Self.commune).isEmpty)
         #expect(try hubStore.communes().count == 124)
         // Downloads only read: they still work.
-        let status = try decodeJSON(StatusJSON.self, try await sb.ok(["status", "--dir", a, "--json"]))
+        let statusRun = try await sb.run(["status", "--dir", a, "--json"])
+        #expect(statusRun.status != 0, "\(statusRun.text)")
+        let status = try decodeJSON(StatusJSON.self, statusRun.out)
         #expect(!status.inSync)
 
         fs.free()

@@ -106,7 +106,9 @@ struct RefusalEndToEndTests {
         #expect(sync.text.contains("revoked"), "\(sync.text)")
         #expect(try hubStore.totals() == before)
         #expect(try hubStore.winners(commune: Self.commune) == winners)
-        let status = try decodeJSON(StatusJSON.self, try await sb.ok(["status", "--dir", a, "--json"]))
+        let statusRun = try await sb.run(["status", "--dir", a, "--json"])
+        #expect(statusRun.status == 2, "a revoked agent needs a person: exit 2, got \(statusRun.status)")
+        let status = try decodeJSON(StatusJSON.self, statusRun.out)
         #expect(!status.inSync)
         #expect(status.problem?.contains("revoked") == true, "\(status.summary)")
         // The write stays queued at the agent: a refusal never drops local work.

@@ -48,7 +48,9 @@ struct SyncEndToEndTests {
 
         let hubStore = try hubStore(hub.dir)
         #expect(try hubStore.winners(commune: Self.commune).count == 1, "nothing may leave an offline agent")
-        let before = try decodeJSON(StatusJSON.self, try await sb.ok(["status", "--dir", a, "--json"]))
+        let beforeRun = try await sb.run(["status", "--dir", a, "--json"])
+        #expect(beforeRun.status == 1, "changes waiting: exit 1, got \(beforeRun.status)")
+        let before = try decodeJSON(StatusJSON.self, beforeRun.out)
         #expect(!before.inSync)
         #expect(before.pendingWrites > 0)
 
