@@ -82,25 +82,20 @@ public final class HubService: Sendable {
 
     /// POST /v1/enroll
     public func enroll(_ body: [UInt8]) -> HubReply {
-        guard let req = try? HubJSON.decoder.decode(EnrollRequest.self, from: Data(body)) else {
-            return .error(
-                400, code: "bad_request",
-                "the enrollment request is not valid JSON with token, sign_public_key, kx_public_key, hostname")
+        let req: EnrollRequest.Parsed
+        do {
+            req = try EnrollRequest.parse(body)
+        } catch {
+            return .error(400, code: error.code.rawValue, error.message)
         }
-        guard let token = EnrollmentToken(req.token) else {
-            return .error(
-                400, code: "bad_token", "the token is malformed: copy it exactly as `ferry hub token` printed it")
-        }
+        let token = req.token
         guard token.hubFingerprint == identity.fingerprint else {
             return .error(400, code: "bad_token", "the token was issued by another hub (its key fingerprint differs)")
         }
         do {
-            guard let s = unhex(req.signPublicKey), let k = unhex(req.kxPublicKey) else {
-                return .error(400, code: "bad_request", "public keys must be hex")
-            }
             let info = try store.enroll(
-                secret: token.secret, commune: token.commune, signKey: try SigningPublicKey(bytes: s),
-                kxKey: try KXPublicKey(bytes: k), hostname: String(req.hostname.prefix(128)))
+                secret: token.secret, commune: token.commune, signKey: req.signKey, kxKey: req.kxKey,
+                hostname: req.hostname)
             metrics.add("ferry_enrollments_total")
             logger.info("agent enrolled", metadata: ["ferry.agent": "\(info.id)", "ferry.commune": "\(info.commune)"])
             var r = HubReply.json(
