@@ -63,7 +63,25 @@ enum FuzzSeeds {
         program += [4, 3] + withUnsafeBytes(of: (356.5).bitPattern.littleEndian, Array.init)
         program += [10, 5] + withUnsafeBytes(of: UInt64(18_000).littleEndian, Array.init)
         program += [0, 4, 12, 0] + Array("Nguyễn Văn".utf8)
-        out["FuzzForm"] = [("land-record.bin", Array(Seed.landRecordForm.utf8) + [0] + program)]
+        // A form with every field type and bound, each value given as text a person would type.
+        let allTypes = """
+            {"id": "all-types", "version": 1, "title": "Mọi kiểu", "fields": [
+              {"name": "s", "type": "string", "required": true, "minLength": 2, "maxLength": 8, "choices": ["ab", "xyz"]},
+              {"name": "code", "type": "string", "digits": 4},
+              {"name": "i", "type": "int", "min": -5, "max": 5},
+              {"name": "d", "type": "double", "min": 0.5, "max": 1.5},
+              {"name": "b", "type": "bool"},
+              {"name": "t", "type": "date", "minDate": "2000-01-01", "maxDate": "2030-12-31"},
+              {"name": "x", "type": "bytes"}]}
+            """
+        var typed: [UInt8] = []
+        for (i, text) in ["xyz", "0123", "-5", "1.25", "true", "2024-02-29", "00ff"].enumerated() {
+            typed += [UInt8(i), 7, UInt8(text.utf8.count)] + Array(text.utf8)
+        }
+        out["FuzzForm"] = [
+            ("land-record.bin", Array(Seed.landRecordForm.utf8) + [0] + program),
+            ("all-types.bin", Array(allTypes.utf8) + [0] + typed),
+        ]
 
         // Request: an enrollment body and a signed pull.
         let agent = Identity()
@@ -183,6 +201,7 @@ struct FuzzReplayTests {
     /// Every input that once crashed a harness stays here, replayed by every harness.
     @Test func everyKeptCrasherReturnsFromEveryHarness() throws {
         let crashers = try FuzzFiles.files(FuzzFiles.crashers)
+        #expect(!crashers.isEmpty, "crashers are kept forever; protocol/vectors/crashers lost its files")
         defer { IngestHarness.shared.reset() }
         for (name, bytes) in crashers {
             for target in FuzzHarness.targets {
