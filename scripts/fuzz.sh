@@ -24,14 +24,17 @@ artifacts="$scratch/artifacts/$target"
 mkdir -p "$corpus" "$artifacts"
 cp -n "fuzz/seeds/$target"/* "$corpus"/ 2>/dev/null || true
 log="$scratch/$target.log"
-# Swift's own crash handler misbehaves under ASan (PLATFORM.md).
+# Swift's own crash handler misbehaves under ASan (PLATFORM.md). Leak checking
+# is off: at exit LeakSanitizer reports the Swift runtime's and Foundation's
+# caches (e.g. 552 bytes in 10 allocations after 27 k ingests); traps, ASan
+# errors, timeouts and out-of-memory still stop the run.
 set +e
-SWIFT_BACKTRACE=enable=no "$bin" "$corpus" -max_total_time="$seconds" -print_final_stats=1 \
+SWIFT_BACKTRACE=enable=no "$bin" "$corpus" -max_total_time="$seconds" -print_final_stats=1 -detect_leaks=0 \
   -artifact_prefix="$artifacts/" -rss_limit_mb=4096 "$@" 2>&1 | tee "$log" | grep -E "^#[0-9]+.*(INITED|DONE|pulse)|ERROR|Done " 
 status=${PIPESTATUS[0]}
 set -e
-runs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$log" | grep -oE "[0-9]+$" || true)
-speed=$(grep -oE "stat::average_exec_per_sec: *[0-9]+" "$log" | grep -oE "[0-9]+$" || true)
+runs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$log" | grep -oE "[0-9]+$" | tail -n 1 || true)
+speed=$(grep -oE "stat::average_exec_per_sec: *[0-9]+" "$log" | grep -oE "[0-9]+$" | tail -n 1 || true)
 echo "$target: ${runs:-?} executions, ${speed:-?} exec/s, exit $status"
 if [ "$status" -ne 0 ]; then
   found=0

@@ -17,7 +17,11 @@ import Synchronization
 /// before compression (the protobuf of SPEC §5, which no encoder has to have written).
 public final class IngestHarness: Sendable {
     /// The harness of the fuzz executable; created on first use.
-    public static let shared = IngestHarness()
+    public static let shared: IngestHarness = {
+        // libFuzzer ends with exit(): remove the store's files then.
+        atexit { IngestHarness.shared.reset() }
+        return IngestHarness()
+    }()
 
     /// The agent id seeds are written for; the enrolled agent is renamed to it.
     public static let agentID = "a-24781-f022f022"
@@ -168,7 +172,8 @@ public final class IngestHarness: Sendable {
         else { return .skipped("seal failed") }
         var outcome = upload(sealed.envelope, world: world, hubKeys: hubKeys)
         if control.twice { outcome = upload(sealed.envelope, world: world, hubKeys: hubKeys) }
-        serveToPeer(world, since: head)
+        // Only what the hub took can reach a peer; refusals skip the second store.
+        if outcome.isAccepted { serveToPeer(world, since: head) }
         return outcome
     }
 
