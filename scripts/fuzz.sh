@@ -20,7 +20,8 @@ swift build "${flags[@]}" --product "$target"
 bin="$(swift build "${flags[@]}" --show-bin-path)/$target"
 
 corpus="$scratch/corpus/$target"
-artifacts="$scratch/artifacts/$target"
+# Not "artifacts": SwiftPM owns $scratch/artifacts and empties it when it resolves.
+artifacts="$scratch/crashes/$target"
 mkdir -p "$corpus" "$artifacts"
 cp -n "fuzz/seeds/$target"/* "$corpus"/ 2>/dev/null || true
 log="$scratch/$target.log"
