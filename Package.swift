@@ -56,6 +56,16 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "FerryTesting", dependencies: ["FerryCore", "FerryCrypto", "FerryProtocol"], swiftSettings: strict),
+        // libFuzzer harnesses (scripts/fuzz.sh); replayed in the normal test run.
+        .target(
+            name: "FerryFuzz",
+            dependencies: ["FerryCore", "FerryCrypto", "FerryProtocol", "FerryStore", "FerryHub", "FerryTesting"],
+            swiftSettings: strict),
+        .executableTarget(name: "FuzzEnvelope", dependencies: ["FerryFuzz"], swiftSettings: strict),
+        .executableTarget(name: "FuzzBody", dependencies: ["FerryFuzz"], swiftSettings: strict),
+        .executableTarget(name: "FuzzForm", dependencies: ["FerryFuzz"], swiftSettings: strict),
+        .executableTarget(name: "FuzzRequest", dependencies: ["FerryFuzz"], swiftSettings: strict),
+        .executableTarget(name: "FuzzIngest", dependencies: ["FerryFuzz"], swiftSettings: strict),
         .executableTarget(
             name: "ferry",
             dependencies: [
@@ -75,6 +85,10 @@ let package = Package(
                 "FerryStore", "FerryHub", "FerryTesting", "FerryCore", "FerryProtocol", "FerryCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "FerryFuzzTests",
+            dependencies: ["FerryFuzz", "FerryProtocol", "FerryCore", "FerryStore", "FerryTesting"],
             swiftSettings: strict),
         // Drives the built `ferry` executable; reads replicas and crafts envelopes directly.
         .testTarget(

@@ -211,15 +211,26 @@ public struct FormDefinition: Sendable, Codable, Hashable {
     }
 
     private static func hex(_ s: String) -> [UInt8]? {
-        let t = s.hasPrefix("0x") ? String(s.dropFirst(2)) : s
-        guard t.utf8.count % 2 == 0 else { return nil }
+        // Byte-wise: stepping by Characters past a multi-byte one (e.g. "é",
+        // two UTF-8 bytes, one Character) ran beyond the end and trapped.
+        var u = Array(s.utf8)
+        if u.starts(with: Array("0x".utf8)) { u.removeFirst(2) }
+        guard u.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: c - 48
+            case 97...102: c - 87
+            case 65...70: c - 55
+            default: nil
+            }
+        }
         var out: [UInt8] = []
-        var i = t.startIndex
-        while i < t.endIndex {
-            let j = t.index(i, offsetBy: 2)
-            guard let b = UInt8(t[i..<j], radix: 16) else { return nil }
-            out.append(b)
-            i = j
+        out.reserveCapacity(u.count / 2)
+        var i = 0
+        while i + 1 < u.count {
+            guard let hi = nibble(u[i]), let lo = nibble(u[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 2
         }
         return out
     }

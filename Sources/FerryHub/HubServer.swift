@@ -1,3 +1,5 @@
+import FerryCrypto
+import FerryProtocol
 import FerryStore
 import Foundation
 import HTTPTypes
@@ -46,31 +48,22 @@ public enum HubServer {
             return reply(r)
         }
         router.get("/v1/changes") { request, _ in
-            let q = request.uri.queryParameters
-            let h = request.headers
-            let agent = HTTPField.Name("X-Ferry-Agent").flatMap { h[$0] }
-            let timeText = HTTPField.Name("X-Ferry-Time").flatMap { h[$0] }
-            let sig = HTTPField.Name("X-Ferry-Signature").flatMap { h[$0] }
-            // SPEC §9.4: since, max_bytes and X-Ferry-Time are decimal 0…2^64−1; anything
-            // else present is refused, never replaced by a default (which the signature
-            // would not cover).
-            let since = q["since"].flatMap { UInt64(String($0)) }
-            let maxBytes = q["max_bytes"].flatMap { UInt64(String($0)) }
-            let time = timeText.flatMap { UInt64($0) }
-            for (name, text, parsed) in [
-                ("since", q["since"].map(String.init), since), ("max_bytes", q["max_bytes"].map(String.init), maxBytes),
-                ("X-Ferry-Time", timeText, time),
-            ] {
-                if let text, parsed == nil {
-                    return reply(
-                        .error(
-                            400, code: "bad_request",
-                            "\(name) must be a whole number from 0 to 18446744073709551615, got '\(String(text.prefix(40)))'"
-                        ))
-                }
+            var query: [String: String] = [:]
+            for (k, v) in request.uri.queryParameters where query[String(k)] == nil { query[String(k)] = String(v) }
+            var headers: [String: String] = [:]
+            for f in request.headers where headers[f.name.canonicalName] == nil {
+                headers[f.name.canonicalName] = f.value
+            }
+            let p: PullRequestV1
+            do throws(RequestError) {
+                p = try PullRequestV1.parse(query: query, headers: headers)
+            } catch {
+                return reply(.error(400, code: error.code.rawValue, error.message))
             }
             let r = await Task.detached {
-                service.pull(agentID: agent, since: since, maxBytes: maxBytes, timeMs: time, signature: sig)
+                service.pull(
+                    agentID: p.agentID, since: p.since, maxBytes: p.maxBytes, timeMs: p.timeMs,
+                    signature: hex(p.signature))
             }.value
             return reply(r)
         }

@@ -100,40 +100,33 @@ public final class HubService: Sendable {
 
     /// POST /v1/enroll
     public func enroll(_ body: [UInt8]) -> HubReply {
-        guard let req = try? HubJSON.decoder.decode(EnrollRequest.self, from: Data(body)) else {
-            return .error(
-                400, code: "bad_request",
-                "the enrollment request is not valid JSON with token, sign_public_key, kx_public_key, hostname")
+        let req: EnrollRequest.Parsed
+        do {
+            req = try EnrollRequest.parse(body)
+        } catch {
+            return .error(400, code: error.code.rawValue, error.message)
         }
-        guard let token = EnrollmentToken(req.token) else {
-            return .error(
-                400, code: "bad_token", "the token is malformed: copy it exactly as `ferry hub token` printed it")
-        }
+        let token = req.token
         guard token.hubFingerprint == identity.fingerprint else {
             return .error(400, code: "bad_token", "the token was issued by another hub (its key fingerprint differs)")
         }
         do {
-            guard let s = unhex(req.signPublicKey), let k = unhex(req.kxPublicKey) else {
-                return .error(400, code: "bad_request", "public keys must be hex")
-            }
-            guard let signKey = try? SigningPublicKey(bytes: s), signKey.isValidPoint,
-                let kxKey = try? KXPublicKey(bytes: k)
-            else {
+            // SPEC §6.3: a small-order Ed25519 key proves nothing, and a low-order X25519
+            // key gives no session keys; refuse them now rather than fail every upload.
+            guard req.signKey.isValidPoint else {
                 return .error(
                     400, code: "bad_key",
-                    "sign_public_key must be a valid 32-byte Ed25519 point and kx_public_key 32 bytes: generate the keys with ferry agent enroll"
+                    "sign_public_key is not a valid Ed25519 point of large order: generate the keys with ferry agent enroll"
                 )
             }
-            // SPEC §6.3: a low-order X25519 key gives no session keys; refuse it now rather
-            // than fail every later upload.
-            guard (try? identity.kx.serverSessionKeys(client: kxKey)) != nil else {
+            guard (try? identity.kx.serverSessionKeys(client: req.kxKey)) != nil else {
                 return .error(
                     400, code: "bad_key",
                     "kx_public_key is not a usable X25519 key (low order): generate the keys with ferry agent enroll")
             }
             let info = try store.enroll(
-                secret: token.secret, commune: token.commune, signKey: signKey, kxKey: kxKey,
-                hostname: String(req.hostname.prefix(128)))
+                secret: token.secret, commune: token.commune, signKey: req.signKey, kxKey: req.kxKey,
+                hostname: req.hostname)
             metrics.add("ferry_enrollments_total")
             logger.info("agent enrolled", metadata: ["ferry.agent": "\(info.id)", "ferry.commune": "\(info.commune)"])
             var r = HubReply.json(
@@ -379,7 +372,8 @@ public final class HubService: Sendable {
         for (k, v) in metrics.snapshot.sorted(by: { $0.key < $1.key }) {
             let name = String(k.prefix { $0 != "{" })
             if typed.insert(name).inserted { lines.append("# TYPE \(name) counter") }
-            lines.append("\(k) \(v == v.rounded() ? String(Int64(v)) : String(v))")
+            lines.append(
+                "\(k) \(v == v.rounded() ? String(Int64(v.isFinite ? min(max(v, -9.2e18), 9.2e18) : 0)) : String(v))")
         }
         lines.append("# TYPE ferry_hub_uptime_seconds gauge")
         lines.append("ferry_hub_uptime_seconds \(Int(Date().timeIntervalSince(started)))")

@@ -70,8 +70,18 @@ public enum Envelope {
         header: ChangeSetHeader, body: ChangeSetBody, signer: SigningKeyPair, key: SecretBytes, nonce: [UInt8]? = nil,
         zstdLevel: Int32 = 3
     ) throws(CryptoError) -> SealedChangeSet {
+        try seal(
+            header: header, bodyBytes: BodyCodec.encode(body), signer: signer, key: key, nonce: nonce,
+            zstdLevel: zstdLevel)
+    }
+
+    /// Seals body bytes as they are, encoded or not: for fuzzing the receiver
+    /// past the signature check with bytes no encoder would write.
+    public static func seal(
+        header: ChangeSetHeader, bodyBytes: [UInt8], signer: SigningKeyPair, key: SecretBytes, nonce: [UInt8]? = nil,
+        zstdLevel: Int32 = 3
+    ) throws(CryptoError) -> SealedChangeSet {
         var header = header
-        let bodyBytes = BodyCodec.encode(body)
         let compressed = Compressor.compress(bodyBytes, header.compression, level: zstdLevel)
         header.bodySize = UInt32(clamping: bodyBytes.count)
         let headerBytes = encodeHeader(header)

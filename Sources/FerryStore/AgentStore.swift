@@ -178,7 +178,7 @@ public final class AgentStore: Sendable {
         for i in items {
             try db.execute(
                 sql: "INSERT OR REPLACE INTO catalog(kind, key, seq, json) VALUES (?, ?, ?, ?)",
-                arguments: [i.kind.rawValue, i.key, Int64(i.seq), Data(i.json)])
+                arguments: [i.kind.rawValue, i.key, Int64(clamping: i.seq), Data(i.json)])
         }
     }
 
@@ -466,7 +466,7 @@ public final class AgentStore: Sendable {
 
     static func inflight(_ row: Row) -> InFlight {
         InFlight(
-            seqFrom: UInt64(row["seq_from"] as Int64), seqTo: UInt64(row["seq_to"] as Int64),
+            seqFrom: UInt64(clamping: row["seq_from"] as Int64), seqTo: UInt64(clamping: row["seq_to"] as Int64),
             id: [UInt8](row["id"] as Data),
             envelope: [UInt8](row["envelope"] as Data), attempts: row["attempts"])
     }
@@ -518,10 +518,13 @@ public final class AgentStore: Sendable {
             try save(c, db)
             let sealed = try seal(ChangeSetBody(writes: writes, scopes: scopes), context)
             let move = try db.cachedStatement(sql: "UPDATE outbox SET batch = ? WHERE record = ? AND batch = 0")
-            for id in taken { try move.execute(arguments: [Int64(from), Columns.blob(id)]) }
+            for id in taken { try move.execute(arguments: [Int64(clamping: from), Columns.blob(id)]) }
             try db.execute(
                 sql: "INSERT INTO inflight(seq_from, seq_to, id, envelope, created_ms) VALUES (?, ?, ?, ?, ?)",
-                arguments: [Int64(from), Int64(to), Data(sealed.id), Data(sealed.envelope), Int64(wall.nowMillis())])
+                arguments: [
+                    Int64(clamping: from), Int64(clamping: to), Data(sealed.id), Data(sealed.envelope),
+                    Int64(clamping: wall.nowMillis()),
+                ])
             try Self.setMeta(db, "last_seq", String(to))
             return InFlight(seqFrom: from, seqTo: to, id: sealed.id, envelope: sealed.envelope, attempts: 0)
         }
@@ -531,15 +534,17 @@ public final class AgentStore: Sendable {
     public func noteAttempt(seqFrom: UInt64) throws {
         try write { db in
             try db.execute(
-                sql: "UPDATE inflight SET attempts = attempts + 1 WHERE seq_from = ?", arguments: [Int64(seqFrom)])
+                sql: "UPDATE inflight SET attempts = attempts + 1 WHERE seq_from = ?",
+                arguments: [Int64(clamping: seqFrom)])
         }
     }
 
     /// The hub acknowledged everything up to `cursor`: drop what it covers.
     public func acknowledge(upTo cursor: UInt64) throws {
         try write { db in
-            try db.execute(sql: "DELETE FROM outbox WHERE batch > 0 AND batch <= ?", arguments: [Int64(cursor)])
-            try db.execute(sql: "DELETE FROM inflight WHERE seq_to <= ?", arguments: [Int64(cursor)])
+            try db.execute(
+                sql: "DELETE FROM outbox WHERE batch > 0 AND batch <= ?", arguments: [Int64(clamping: cursor)])
+            try db.execute(sql: "DELETE FROM inflight WHERE seq_to <= ?", arguments: [Int64(clamping: cursor)])
         }
     }
 

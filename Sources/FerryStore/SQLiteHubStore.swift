@@ -163,7 +163,7 @@ public final class SQLiteHubStore: Sendable {
                 sql:
                     "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'stream_seq' RETURNING CAST(value AS INTEGER)"
             ))
-        return UInt64(v ?? 0)
+        return UInt64(clamping: v ?? 0)
     }
 
     /// The hub-stream position: the seq of the latest change.
@@ -193,7 +193,7 @@ public final class SQLiteHubStore: Sendable {
             let seq = try nextSeq(db)
             try db.execute(
                 sql: "INSERT OR REPLACE INTO catalog(kind, key, seq, json) VALUES (?, ?, ?, ?)",
-                arguments: [kind.rawValue, key, Int64(seq), Data(json)])
+                arguments: [kind.rawValue, key, Int64(clamping: seq), Data(json)])
         }
     }
 
@@ -237,7 +237,7 @@ public final class SQLiteHubStore: Sendable {
         try write { db in
             try db.execute(
                 sql: "INSERT INTO tokens(hash, commune, created_ms, expires_ms) VALUES (?, ?, ?, ?)",
-                arguments: [Data(keyID(of: secret)), commune, Int64(now), Int64(now + ttlMillis)])
+                arguments: [Data(keyID(of: secret)), commune, Int64(clamping: now), Int64(clamping: now + ttlMillis)])
         }
         return secret
     }
@@ -261,7 +261,7 @@ public final class SQLiteHubStore: Sendable {
                     .badToken,
                     "this enrollment token was already used (by agent \(used)): ask the operator for a new one")
             }
-            if UInt64(t["expires_ms"] as Int64) < now {
+            if UInt64(clamping: t["expires_ms"] as Int64) < now {
                 throw HubError(.badToken, "this enrollment token has expired: ask the operator for a new one")
             }
             guard (t["commune"] as String) == commune else {
@@ -279,7 +279,8 @@ public final class SQLiteHubStore: Sendable {
                     VALUES (?, ?, ?, ?, ?, 'active', ?, ?)
                     """,
                 arguments: [
-                    id, commune, Data(signKey.bytes), Data(kxKey.bytes), Data(signKey.id), hostname, Int64(now),
+                    id, commune, Data(signKey.bytes), Data(kxKey.bytes), Data(signKey.id), hostname,
+                    Int64(clamping: now),
                 ])
             try db.execute(
                 sql: "UPDATE tokens SET used_by = ? WHERE hash = ?", arguments: [id, Data(keyID(of: secret))])
@@ -313,10 +314,10 @@ public final class SQLiteHubStore: Sendable {
             AgentInfo(
                 id: r["id"], commune: r["commune"], signPublicKey: [UInt8](r["sign_pk"] as Data),
                 kxPublicKey: [UInt8](r["kx_pk"] as Data), status: r["status"], hostname: r["hostname"],
-                enrolledMs: UInt64(r["enrolled_ms"] as Int64),
-                lastSeenMs: (r["last_seen_ms"] as Int64?).map(UInt64.init),
-                lastSkewMs: r["last_skew_ms"], appliedSeq: UInt64(r["applied_seq"] as Int64),
-                ackedCursor: UInt64(r["acked_cursor"] as Int64), lastError: r["last_error"],
+                enrolledMs: UInt64(clamping: r["enrolled_ms"] as Int64),
+                lastSeenMs: (r["last_seen_ms"] as Int64?).map { UInt64(clamping: $0) },
+                lastSkewMs: r["last_skew_ms"], appliedSeq: UInt64(clamping: r["applied_seq"] as Int64),
+                ackedCursor: UInt64(clamping: r["acked_cursor"] as Int64), lastError: r["last_error"],
                 clonedMs: (r["cloned_ms"] as Int64?).map { UInt64(clamping: $0) },
                 clonedRefusals: r["cloned_refusals"] ?? 0)
         }
@@ -528,7 +529,7 @@ public final class SQLiteHubStore: Sendable {
                     id: r["id"], changeSet: hex([UInt8]((r["changeset"] as Data?) ?? Data())), origin: r["origin"],
                     record: Columns.record(r["record"])?.description ?? "?", field: r["field"],
                     value: Columns.value(tag: r["t"], r["v"] as DatabaseValue).display, reason: r["reason"],
-                    timeMs: UInt64(r["created_ms"] as Int64))
+                    timeMs: UInt64(clamping: r["created_ms"] as Int64))
             }
         }
     }
@@ -567,8 +568,9 @@ public final class SQLiteHubStore: Sendable {
                         Envelope.verifyAuditRecord([UInt8](r["signed"] as Data), author: $0)
                     } ?? false
                 return AuditEntry(
-                    changeSet: hex([UInt8](id)), origin: origin, seqFrom: UInt64(r["seq_from"] as Int64),
-                    seqTo: UInt64(r["seq_to"] as Int64), receivedMs: UInt64(r["received_ms"] as Int64),
+                    changeSet: hex([UInt8](id)), origin: origin, seqFrom: UInt64(clamping: r["seq_from"] as Int64),
+                    seqTo: UInt64(clamping: r["seq_to"] as Int64),
+                    receivedMs: UInt64(clamping: r["received_ms"] as Int64),
                     writes: r["writes"],
                     signatureValid: valid)
             }
@@ -579,7 +581,7 @@ public final class SQLiteHubStore: Sendable {
     /// entries after the cursor it last acknowledged.
     public func lag(of agent: AgentInfo) throws -> Int {
         try pool.read { db in
-            let c = Int64(agent.ackedCursor)
+            let c = Int64(clamping: agent.ackedCursor)
             let leaves =
                 try Int.fetchOne(
                     db, sql: "SELECT count(*) FROM leaves WHERE commune = ? AND seq > ? AND origin != ?",
@@ -640,7 +642,8 @@ public final class SQLiteHubStore: Sendable {
             {
                 guard let kind = CatalogItem.Kind(rawValue: r["kind"]) else { continue }
                 let item = CatalogItem(
-                    kind: kind, key: r["key"], seq: UInt64(r["seq"] as Int64), json: [UInt8](r["json"] as Data))
+                    kind: kind, key: r["key"], seq: UInt64(clamping: r["seq"] as Int64),
+                    json: [UInt8](r["json"] as Data))
                 catalog.append(item)
                 budget -= item.json.count + 32
             }
@@ -656,7 +659,7 @@ public final class SQLiteHubStore: Sendable {
                 let rows = try Row.fetchAll(stmt, arguments: [agent.commune, Int64(clamping: last), agent.id])
                 if rows.isEmpty { break }
                 for row in rows {
-                    let seq = UInt64(row["seq"] as Int64)
+                    let seq = UInt64(clamping: row["seq"] as Int64)
                     guard let w = FieldWrite(row: row) else { continue }
                     let size = Self.estimatedSize(w)
                     if budget - size < 0 && !writes.isEmpty {

@@ -128,6 +128,20 @@ struct FormTests {
         #expect(!("e" + String(repeating: "\u{0301}", count: 31)).checkedNFC().isSuccess)
     }
 
+    @Test(arguments: ["é", "0xé", "ée", "🙂🙂", "0x", "00ff", "0x0A0b"])
+    func bytesTypedAsTextParseByteWiseWithoutTrapping(_ text: String) {
+        // Seen reading the code, confirmed through the FuzzForm harness; the input is kept as
+        // protocol/vectors/crashers/20261201-FuzzForm-bytes-multibyte.bin.
+        // "é" is two UTF-8 bytes but one Character, and parsing stepped past the end.
+        let parsed = try? Self.landParcel.parse(field: "map_sheet", text: text)
+        switch text {
+        case "0x": #expect(parsed == .bytes([]))
+        case "00ff": #expect(parsed == .bytes([0x00, 0xff]))
+        case "0x0A0b": #expect(parsed == .bytes([0x0a, 0x0b]))
+        default: #expect(parsed == nil, "'\(text)' is not hex")
+        }
+    }
+
     @Test func missingRequiredFieldsAreListed() {
         let f = Self.landParcel
         #expect(f.missingRequired(in: [:]) == ["owner", "parcel_no"])
