@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PROTOC_GEN_SWIFT ?= .build-protoc/release/protoc-gen-swift
 
-.PHONY: all build release test demo bench proto deps clean lint format
+.PHONY: all build release test demo bench bench-hub proto deps clean lint format
 
 all: build
 
@@ -25,6 +25,12 @@ demo: deps
 
 bench: release
 	$$($(SWIFT) build -c release --show-bin-path)/ferry bench merge --n 10000 --seed 42
+
+# W2 (WORKLOAD.md): 124 enrolled agents x 3,120 land records into one `ferry hub serve`, K = 4.
+# Override e.g. `make bench-hub BENCH_HUB_ARGS="--concurrency 16"`.
+BENCH_HUB_ARGS ?= --agents 124 --records 3120 --concurrency 4 --seed 42
+bench-hub: release
+	$$($(SWIFT) build -c release --show-bin-path)/ferry bench hub $(BENCH_HUB_ARGS)
 
 # Regenerates the committed protobuf code (needs protoc; builds the plugin once).
 proto:

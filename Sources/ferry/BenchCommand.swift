@@ -9,7 +9,7 @@ import GRDB
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks that print their figures (build with -c release).",
-        subcommands: [BenchMerge.self])
+        subcommands: [BenchMerge.self, BenchHub.self])
 }
 
 /// W4 of WORKLOAD.md: two replicas on real SQLite files (WAL), the script's

@@ -11,11 +11,17 @@ struct Spawn {
     }
 
     /// Runs a command to completion and returns (exit status, stdout, stderr).
+    /// `environment` adds variables (e.g. a secret that must not show in `ps`).
     @discardableResult
-    func run(_ args: [String], check: Bool = true) throws -> (status: Int32, out: String, err: String) {
+    func run(_ args: [String], check: Bool = true, environment: [String: String] = [:]) throws -> (
+        status: Int32, out: String, err: String
+    ) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         p.currentDirectoryURL = URL(fileURLWithPath: directory)
         let out = Pipe()
         let err = Pipe()
