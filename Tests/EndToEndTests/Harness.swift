@@ -202,19 +202,31 @@ func waitUntil(timeout: Double, interval: Double = 0.2, _ body: () throws -> Boo
     return try body()
 }
 
-/// A TCP port that was free a moment ago: bind to port 0, read it, release it.
-func freePort() throws -> Int {
+/// A new TCP socket (IPv4).
+func tcpSocket() throws -> Int32 {
     #if canImport(Glibc)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #else
         let fd = socket(AF_INET, SOCK_STREAM, 0)
     #endif
     guard fd >= 0 else { throw HarnessError("socket() failed") }
-    defer { close(fd) }
+    return fd
+}
+
+/// 127.0.0.1:`port` (0 = any free port when binding).
+func loopbackAddress(port: Int) -> sockaddr_in {
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = 0
+    addr.sin_port = UInt16(clamping: port).bigEndian
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return addr
+}
+
+/// A TCP port that was free a moment ago: bind to port 0, read it, release it.
+func freePort() throws -> Int {
+    let fd = try tcpSocket()
+    defer { close(fd) }
+    var addr = loopbackAddress(port: 0)
     let bound = withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
