@@ -35,7 +35,10 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "FerryStore",
-            dependencies: ["FerryCore", "FerryProtocol", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "FerryCore", "FerryProtocol", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             swiftSettings: strict),
         .target(
             name: "FerryAgent",

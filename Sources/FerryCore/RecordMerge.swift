@@ -40,9 +40,31 @@ public struct RecordMerge: Sendable {
     public init(
         record: RecordID, registers: [String: LeafRegister], writes: [FieldWrite], maxLeaves: Int = maxLeaves
     ) {
+        self.init(record: record, registers: registers, writes: writes, maxLeaves: maxLeaves, allowFastPath: true)
+    }
+
+    /// - Parameter allowFastPath: false forces the general path (for the test
+    ///   that proves both paths give the same merge).
+    public init(
+        record: RecordID, registers: [String: LeafRegister], writes: [FieldWrite], maxLeaves: Int = maxLeaves,
+        allowFastPath: Bool
+    ) {
         self.registers = registers
         conflictsBefore = Self.conflictKeys(record, registers)
         wasDeleted = registers[deletedField]?.winner?.isDelete == true
+        // A record the hub does not hold yet, one write per field (what an
+        // agent sends for a new record): every write becomes its field's only
+        // leaf, and nothing is removed, superseded or refused by a bound.
+        if allowFastPath, registers.isEmpty, maxLeaves >= 1, Self.fieldsAreDistinct(writes) {
+            var regs: [String: LeafRegister] = [:]
+            regs.reserveCapacity(writes.count)
+            for w in writes { regs[w.field] = LeafRegister(leaves: [w]) }
+            self.registers = regs
+            added = writes
+            conflictsAfter = Self.conflictKeys(record, regs)
+            isDeleted = regs[deletedField]?.winner?.isDelete == true
+            return
+        }
         let before = Set(registers.flatMap { f, r in r.leaves.map { FieldIDKey(field: f, id: $0.id) } })
         var addedKeys = Set<FieldIDKey>()
         var removedKeys = Set<FieldIDKey>()
@@ -76,6 +98,12 @@ public struct RecordMerge: Sendable {
         removed = removedKeys.sorted { ($0.field, $0.id) < ($1.field, $1.id) }.map { ($0.field, $0.id) }
         conflictsAfter = Self.conflictKeys(record, self.registers)
         isDeleted = self.registers[deletedField]?.winner?.isDelete == true
+    }
+
+    static func fieldsAreDistinct(_ writes: [FieldWrite]) -> Bool {
+        var seen = Set<String>(minimumCapacity: writes.count)
+        for w in writes where !seen.insert(w.field).inserted { return false }
+        return true
     }
 
     /// True when the stored conflict list of the record must change.

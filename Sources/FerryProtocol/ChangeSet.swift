@@ -55,7 +55,15 @@ public struct ChangeSetBody: Sendable, Equatable {
 
     /// The same writes in canonical order, for comparisons.
     public var canonicalWrites: [FieldWrite] {
-        writes.sorted { ($0.record, $0.field, $0.id) < ($1.record, $1.field, $1.id) }
+        func before(_ a: FieldWrite, _ b: FieldWrite) -> Bool { (a.record, a.field, a.id) < (b.record, b.field, b.id) }
+        // Agents freeze writes in this order already: check before paying for a sort.
+        var sorted = true
+        var i = writes.startIndex
+        while sorted, i + 1 < writes.endIndex {
+            if before(writes[i + 1], writes[i]) { sorted = false }
+            i += 1
+        }
+        return sorted ? writes : writes.sorted(by: before)
     }
 
     public static func == (a: ChangeSetBody, b: ChangeSetBody) -> Bool {

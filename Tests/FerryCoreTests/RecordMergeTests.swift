@@ -60,4 +60,28 @@ struct RecordMergeTests {
         let r = RecordMerge(record: Self.rid, registers: full.registers, writes: [resolve])
         #expect(r.registers["members"]?.leaves == [resolve])
     }
+
+    @Test func aNewRecordMergesTheSameOnTheFastPathAsOnTheGeneralOne() {
+        let a = WriteID(hlc: HLC(millis: 50, counter: 0), origin: OriginID("a"))
+        let cases: [[FieldWrite]] = [
+            [Self.w("name", 10, "a"), Self.w("area", 11, "a", .double(2.5)), Self.w("owner", 12, "a", .string("Võ"))],
+            [Self.w("name", 10, "a"), Self.w(deletedField, 60, "a", prev: [], .bool(true))],
+            [Self.w(deletedField, 40, "a", .bool(true)), Self.w("name", 70, "a", prev: [a])],
+            [Self.w("name", 10, "a"), Self.w("name", 20, "b")],  // not distinct: the general path only
+            [],
+        ]
+        for writes in cases {
+            let fast = RecordMerge(record: Self.rid, registers: [:], writes: writes)
+            let slow = RecordMerge(record: Self.rid, registers: [:], writes: writes, allowFastPath: false)
+            #expect(fast.registers == slow.registers)
+            #expect(fast.added == slow.added)
+            #expect(fast.removed.isEmpty && slow.removed.isEmpty)
+            #expect(fast.refused.isEmpty && slow.refused.isEmpty)
+            #expect(fast.conflictsAfter == slow.conflictsAfter)
+            #expect(fast.isDeleted == slow.isDeleted)
+        }
+        // The cases mean something: one makes a conflict, one a deleted record.
+        #expect(RecordMerge(record: Self.rid, registers: [:], writes: cases[1]).isDeleted)
+        #expect(!RecordMerge(record: Self.rid, registers: [:], writes: cases[2]).conflictsAfter.isEmpty)
+    }
 }
