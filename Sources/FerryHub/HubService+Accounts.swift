@@ -139,7 +139,14 @@ extension HubService {
         if path.first == "records", let r = try? decode(RecordWriteRequest.self, body) {
             detail += " fields=\(r.values.keys.sorted().joined(separator: ","))"
         }
-        let action = path.prefix(1).joined() + (path.count > 1 ? "/" + path[path.count - 1] : "")
+        // A verb, not an id: "records/edit", "agents/revoke", "users/disable".
+        let action =
+            switch (path.first ?? "", path.count) {
+            case ("records", 1): "records/create"
+            case ("records", 2): "records/edit"
+            case (let head, 1): head
+            default: path[0] + "/" + path[path.count - 1]
+            }
         try? store.logOperatorAction(
             OperatorAction(atMs: store.nowMillis(), user: who.name, action: action, record: record, detail: detail))
         metrics.add("ferry_operator_writes_total", "user=\"\(Self.labelSafe(who.name))\"")
