@@ -16,7 +16,7 @@ public enum HubServer {
         service: HubService, host: String, port: Int, logger: Logger, limits: ServerLimits = .standard,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: HubRequestContext.self)
         let maxBody = service.limits.maxEnvelopeBytes
         let uploads = ConnectionCount()
         router.get("/v1/health") { _, _ in reply(service.health()) }
@@ -25,7 +25,9 @@ public enum HubServer {
             guard let body = try await collect(request, upTo: 64 * 1024, what: "enrollment request") else {
                 return reply(tooLarge("an enrollment request", 64 * 1024))
             }
-            return reply(service.enroll(Array(buffer: body)))
+            let r = service.enroll(Array(buffer: body))
+            service.noteEnrollment(r)
+            return reply(r)
         }
         router.post("/v1/changesets") { request, _ in
             guard let body = try await collect(request, upTo: maxBody, what: "change set") else {
@@ -67,14 +69,15 @@ public enum HubServer {
             }
             return reply(r)
         }
-        let ops = router.group("/v1/ops")
+        let ops = router.group("/v1/ops").add(middleware: OperatorAuthenticator(access: service.access))
         for method in [HTTPRequest.Method.get, .post] {
-            ops.on("**", method: method) { request, _ in
-                guard service.isOperator(request.headers[.authorization]) else {
+            ops.on("**", method: method) { request, context in
+                // Bearer tokens only: a console cookie must not reach the API (no CSRF check there).
+                guard let who = context.identity, who.session == nil else {
                     return reply(
                         .error(
                             401, code: "unauthorized",
-                            "operator endpoints need 'Authorization: Bearer <operator token>' (see operator.token in the hub directory)"
+                            "operator endpoints need 'Authorization: Bearer <token>': a user token from `ferry hub users token`, or operator.token in the hub directory"
                         ))
                 }
                 guard let body = try await collect(request, upTo: 1 << 20, what: "operator request") else {
@@ -89,11 +92,12 @@ public enum HubServer {
                 let m = request.method.rawValue
                 let q = query
                 let r = try await blocking {
-                    service.operatorRequest(method: m, path: Array(parts), query: q, body: bytes)
+                    service.operatorRequest(method: m, path: Array(parts), query: q, body: bytes, identity: who)
                 }
                 return reply(r)
             }
         }
+        Console.register(on: router, service: service)
         let connections = ConnectionCount()
         return Application(
             router: router,

@@ -29,18 +29,6 @@ public struct HubReply: Sendable {
     }
 }
 
-/// The hub's counters, exported in Prometheus text format.
-final class HubMetrics: Sendable {
-    private let counters = Mutex<[String: Double]>([:])
-
-    func add(_ name: String, _ labels: String = "", _ by: Double = 1) {
-        let key = labels.isEmpty ? name : "\(name){\(labels)}"
-        counters.withLock { $0[key, default: 0] += by }
-    }
-
-    var snapshot: [String: Double] { counters.withLock { $0 } }
-}
-
 /// How many sealed bytes a download page's size estimate turns into: the hub
 /// estimates before encoding (SQLiteHubStore.estimatedSize), but the agent asks
 /// for sealed bytes. The ratio is measured on every page big enough to tell
@@ -81,10 +69,12 @@ public final class HubService: Sendable {
     let pageRatio = PageSizeCalibration()
     let logger: Logger
     let started = Date()
+    /// Operator accounts, console sessions and login links (Accounts.swift).
+    public let access: OperatorAccess
 
     public init(
         store: SQLiteHubStore, identity: Identity, operatorToken: String, limits: EnvelopeLimits = .standard,
-        logger: Logger
+        logger: Logger, passwordCost: PasswordHash.Cost = .interactive
     ) {
         self.store = store
         self.identity = identity
@@ -92,6 +82,8 @@ public final class HubService: Sendable {
         self.limits = limits
         self.logger = logger
         pipeline = IngestPipeline(store: store, identity: identity, limits: limits)
+        access = OperatorAccess(
+            store: store, bootstrapToken: operatorToken, cost: passwordCost, now: { [store] in store.nowMillis() })
     }
 
     var timeHeader: [String: String] { ["X-Ferry-Time": String(store.nowMillis())] }
@@ -146,6 +138,8 @@ public final class HubService: Sendable {
 
     /// POST /v1/changesets: open → verify → status, scope, sequence → validate → merge → ack.
     public func upload(_ bytes: [UInt8]) -> HubReply {
+        let start = ContinuousClock.now
+        defer { metrics.observe("ferry_ingest_duration_seconds", since: start) }
         metrics.add("ferry_changesets_received_total")
         metrics.add("ferry_bytes_received_total", "", Double(bytes.count))
         var reply = uploadInner(bytes)
@@ -175,12 +169,12 @@ public final class HubService: Sendable {
         } catch {
             // Only an authenticated author's refusal is recorded against it, so a
             // forger cannot make a silent agent look alive.
-            if authenticated, let h = try? Envelope.peek(bytes, limits: limits),
-                let a = try? store.agent(id: h.origin.rawValue)
-            {
+            let origin = (try? Envelope.peek(bytes, limits: limits))?.origin.rawValue
+            if authenticated, let origin, let a = try? store.agent(id: origin) {
                 try? store.noteContact(agent: a.id, skewMs: nil, ackedCursor: nil, error: "\(error)")
             }
-            return refused(error)
+            // The claimed origin is named in the log even when unauthenticated (marked so).
+            return refused(error, agent: origin.map { authenticated ? $0 : "\($0.prefix(80)) (unverified)" })
         }
     }
 
@@ -212,13 +206,17 @@ public final class HubService: Sendable {
         return ack
     }
 
-    func refused(_ error: any Error) -> HubReply {
+    func refused(_ error: any Error, agent: String? = nil) -> HubReply {
+        let who = agent ?? "-"
         switch error {
         case let e as ChangeSetError:
             metrics.add("ferry_changesets_refused_total", "code=\"\(e.code.rawValue)\"")
             logger.warning(
                 "change set refused",
-                metadata: ["ferry.code": "\(e.code.rawValue)", "ferry.changeset.id": "\(e.changeSetID ?? "-")"])
+                metadata: [
+                    "ferry.code": "\(e.code.rawValue)", "ferry.changeset.id": "\(e.changeSetID ?? "-")",
+                    "ferry.agent": "\(who)",
+                ])
             let status =
                 switch e.code {
                 case .oversized: 413
@@ -232,7 +230,8 @@ public final class HubService: Sendable {
         case let e as HubError:
             metrics.add("ferry_changesets_refused_total", "code=\"\(e.code.rawValue)\"")
             logger.warning(
-                "change set refused", metadata: ["ferry.code": "\(e.code.rawValue)", "ferry.reason": "\(e.message)"])
+                "change set refused",
+                metadata: ["ferry.code": "\(e.code.rawValue)", "ferry.reason": "\(e.message)", "ferry.agent": "\(who)"])
             let status =
                 switch e.code {
                 case .revoked, .scope: 403
@@ -246,7 +245,8 @@ public final class HubService: Sendable {
             logger.error("store fault", metadata: ["ferry.code": "\(f.code.rawValue)", "ferry.reason": "\(f.message)"])
             return .error(f.httpStatus, code: f.code.rawValue, f.message)
         default:
-            logger.error("internal error", metadata: ["ferry.error": "\(error)"])
+            metrics.add("ferry_internal_errors_total")
+            logger.error("internal error", metadata: ["ferry.error": "\(error)", "ferry.agent": "\(who)"])
             return .error(
                 500, code: "internal",
                 "the hub failed to process the request (\(error)); it was not applied, retry later")
@@ -257,7 +257,10 @@ public final class HubService: Sendable {
     public func pull(agentID: String?, since: UInt64?, maxBytes: UInt64?, timeMs: UInt64?, signature: String?)
         -> HubReply
     {
+        let start = ContinuousClock.now
+        defer { metrics.observe("ferry_pull_duration_seconds", since: start) }
         var reply = pullInner(agentID: agentID, since: since, maxBytes: maxBytes, timeMs: timeMs, signature: signature)
+        countPullRefusal(reply, agent: agentID)
         reply.headers.merge(timeHeader) { a, _ in a }
         return reply
     }
@@ -358,28 +361,6 @@ public final class HubService: Sendable {
                 problemCode: problem?.code.rawValue))
         r.headers = timeHeader
         return r
-    }
-
-    /// GET /v1/metrics in Prometheus text format.
-    public func metricsText() -> HubReply {
-        var lines: [String] = []
-        let totals = (try? store.totals()) ?? [:]
-        for (k, v) in totals.sorted(by: { $0.key < $1.key }) {
-            lines.append("# TYPE ferry_hub_\(k) gauge")
-            lines.append("ferry_hub_\(k) \(v)")
-        }
-        var typed = Set<String>()
-        for (k, v) in metrics.snapshot.sorted(by: { $0.key < $1.key }) {
-            let name = String(k.prefix { $0 != "{" })
-            if typed.insert(name).inserted { lines.append("# TYPE \(name) counter") }
-            lines.append(
-                "\(k) \(v == v.rounded() ? String(Int64(v.isFinite ? min(max(v, -9.2e18), 9.2e18) : 0)) : String(v))")
-        }
-        lines.append("# TYPE ferry_hub_uptime_seconds gauge")
-        lines.append("ferry_hub_uptime_seconds \(Int(Date().timeIntervalSince(started)))")
-        return HubReply(
-            status: 200, contentType: "text/plain; version=0.0.4",
-            body: Array((lines.joined(separator: "\n") + "\n").utf8))
     }
 
     // MARK: operator

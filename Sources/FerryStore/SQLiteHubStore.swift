@@ -91,6 +91,7 @@ public final class SQLiteHubStore: Sendable {
                         """)
             }
         }
+        registerOperatorMigrations(&m)
         return m
     }
 

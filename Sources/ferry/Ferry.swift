@@ -22,10 +22,17 @@ struct Ferry: AsyncParsableCommand {
 /// Logging is bootstrapped once, here in the executable (swift-log rule).
 enum Log {
     static let bootstrap: Void = {
+        let env = ProcessInfo.processInfo.environment
+        let level = env["FERRY_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let json = env["FERRY_LOG_FORMAT"] == "json"
         LoggingSystem.bootstrap { label in
+            if json {
+                var h = JSONLogHandler(label: label)
+                h.logLevel = level
+                return h
+            }
             var h = StreamLogHandler.standardError(label: label)
-            h.logLevel =
-                ProcessInfo.processInfo.environment["FERRY_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            h.logLevel = level
             return h
         }
     }()

@@ -14,7 +14,10 @@ import Synchronization
 struct HubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hub", abstract: "Run and operate the provincial hub.",
-        subcommands: [HubInit.self, HubServe.self, HubToken.self, HubAgents.self, HubRevoke.self, HubCommunes.self])
+        subcommands: [
+            HubInit.self, HubServe.self, HubToken.self, HubAgents.self, HubRevoke.self, HubCommunes.self,
+            HubUsers.self,
+        ])
 }
 
 struct HubInit: AsyncParsableCommand {
@@ -45,8 +48,14 @@ struct HubServe: AsyncParsableCommand {
     var headTimeout = 20
     @Option(help: "Seconds a request body may stall without a byte (then 408).") var bodyIdleTimeout = 30
     @Option(help: "Open connections above this are answered 503.") var maxConnections = 512
+    @Option(help: "Password hashing cost: interactive (default) or test (libsodium's minimum; tests only).")
+    var passwordCost = "interactive"
+    @Option(help: "Log format: text, or json (one object a line, for journald or Loki).") var logFormat = "text"
 
     func run() async throws {
+        guard ["text", "json"].contains(logFormat) else { throw UserError("--log-format must be text or json") }
+        // Before the first logger: logging is bootstrapped once, from the environment.
+        if logFormat == "json" { setenv("FERRY_LOG_FORMAT", "json", 1) }
         let logger = Log.logger("ferry.hub")
         let home = HubHome(directory: dir)
         guard home.isInitialized else { throw UserError("no hub in \(dir): run `ferry hub init --dir \(dir)` first") }
@@ -73,8 +82,12 @@ struct HubServe: AsyncParsableCommand {
         } catch {
             throw UserError(StoreFault.describe(error, path: home.storePath))
         }
+        guard let cost = PasswordHash.Cost(rawValue: passwordCost) else {
+            throw UserError("--password-cost must be interactive or test")
+        }
         let service = HubService(
-            store: store, identity: try home.identity(), operatorToken: try home.operatorToken(), logger: logger)
+            store: store, identity: try home.identity(), operatorToken: try home.operatorToken(), logger: logger,
+            passwordCost: cost)
         let urlPath = home.urlPath
         let host = host
         let written = Mutex<String?>(nil)

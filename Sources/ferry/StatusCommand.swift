@@ -387,6 +387,10 @@ struct AuditCommand: AsyncParsableCommand {
             print(
                 "change set \(e.changeSet) by \(e.origin), seq \(e.seqFrom)...\(e.seqTo), \(e.writes) writes, signature \(e.signatureValid ? "VALID" : "INVALID")"
             )
+        }  // Operator writes carry no agent signature; the operator log names who made them.
+        let actions = try await hub.client().call("GET", "actions?record=\(record)", as: [OperatorAction].self)
+        for o in actions.reversed() {
+            print("operator \(o.user): \(o.detail), \(ago(o.atMs))")
         }
     }
 }

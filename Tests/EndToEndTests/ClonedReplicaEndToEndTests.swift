@@ -73,7 +73,7 @@ struct ClonedReplicaEndToEndTests {
         let metrics = try await withHubClient(hub.url) { try await $0.send(.GET, "/v1/metrics") }
         let text = String(decoding: metrics.body, as: UTF8.self)
         #expect(text.contains("ferry_changesets_refused_total{code=\"cloned_replica\"} 1"), "\(text)")
-        #expect(text.contains("ferry_hub_agents_cloned 1"), "\(text)")
+        #expect(text.contains("ferry_hub_agents_cloned 1.0"), "\(text)")
 
         // Nothing the copy wrote after the copy reached the hub, and it stops sending.
         let atHub = try hubStore.winners(commune: Self.commune)

@@ -1,0 +1,176 @@
+import FerryCrypto
+import Foundation
+import GRDB
+
+/// What an operator may do at the hub. Each role includes the ones below it.
+public enum OperatorRole: String, Sendable, Codable, CaseIterable, Comparable {
+    /// Reads everything: progress, fleet, conflicts, quarantine, records, audit.
+    case viewer
+    /// Also resolves conflicts, edits and creates records, handles quarantine.
+    case `operator`
+    /// Also manages users, forms, campaigns, enrollment tokens and agents.
+    case admin
+
+    var rank: Int {
+        switch self {
+        case .viewer: 0
+        case .operator: 1
+        case .admin: 2
+        }
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { a.rank < b.rank }
+}
+
+/// An operator account as stored (the password hash never leaves the store's callers).
+public struct OperatorAccount: Sendable, Codable, Equatable {
+    public var name: String
+    public var role: OperatorRole
+    public var disabled: Bool
+    public var createdMs: UInt64
+    /// The `crypto_pwhash_str` string; nil for a token-only account.
+    public var passwordHash: String?
+    public init(name: String, role: OperatorRole, disabled: Bool, createdMs: UInt64, passwordHash: String?) {
+        self.name = name
+        self.role = role
+        self.disabled = disabled
+        self.createdMs = createdMs
+        self.passwordHash = passwordHash
+    }
+}
+
+/// One operator action in the hub's operator log (who did what to which record).
+public struct OperatorAction: Sendable, Codable, Equatable {
+    public var atMs: UInt64
+    public var user: String
+    public var action: String
+    public var record: String?
+    public var detail: String
+    public init(atMs: UInt64, user: String, action: String, record: String?, detail: String) {
+        self.atMs = atMs
+        self.user = user
+        self.action = action
+        self.record = record
+        self.detail = detail
+    }
+}
+
+/// Operator accounts, their API tokens and the operator log: the few methods a
+/// hub backend (SQLite here, PostgreSQL too) implements for the console and `/v1/ops`.
+public protocol OperatorAccountStore: Sendable {
+    /// - Throws: ``HubError`` `conflict` when the name is taken.
+    func addOperator(_ account: OperatorAccount) throws
+    func operatorAccounts() throws -> [OperatorAccount]
+    func operatorAccount(name: String) throws -> OperatorAccount?
+    /// - Throws: ``HubError`` `notFound` when there is no such user.
+    func setOperatorDisabled(name: String, disabled: Bool) throws
+    /// Stores `tokenHash` (a digest of the secret, never the secret) for `name`.
+    func addOperatorToken(name: String, tokenHash: [UInt8], label: String, expiresMs: UInt64) throws
+    /// The enabled account holding an unexpired token with this hash.
+    func operatorAccount(tokenHash: [UInt8]) throws -> OperatorAccount?
+    func logOperatorAction(_ action: OperatorAction) throws
+    /// The newest actions first, optionally about one record.
+    func operatorActions(record: String?, limit: Int) throws -> [OperatorAction]
+}
+
+extension SQLiteHubStore: OperatorAccountStore {
+    /// Migration "v4-operators": accounts, hashed API tokens, the operator log.
+    static func registerOperatorMigrations(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v4-operators") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE operators(name TEXT PRIMARY KEY, role TEXT NOT NULL, password TEXT,
+                        disabled INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL);
+                    CREATE TABLE operator_tokens(hash BLOB PRIMARY KEY, name TEXT NOT NULL, label TEXT NOT NULL,
+                        created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL);
+                    CREATE TABLE operator_log(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, name TEXT NOT NULL,
+                        action TEXT NOT NULL, record TEXT, detail TEXT NOT NULL);
+                    CREATE INDEX operator_log_record ON operator_log(record, id);
+                    """)
+        }
+    }
+
+    static func account(_ r: Row) -> OperatorAccount {
+        OperatorAccount(
+            name: r["name"], role: OperatorRole(rawValue: r["role"]) ?? .viewer, disabled: (r["disabled"] as Int) != 0,
+            createdMs: UInt64(clamping: r["created_ms"] as Int64), passwordHash: r["password"])
+    }
+
+    public func addOperator(_ a: OperatorAccount) throws {
+        try write { db in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM operators WHERE name = ?", arguments: [a.name]) != nil {
+                throw HubError(.conflict, "user \(a.name) exists already: pick another name")
+            }
+            try db.execute(
+                sql: "INSERT INTO operators(name, role, password, disabled, created_ms) VALUES (?, ?, ?, ?, ?)",
+                arguments: [a.name, a.role.rawValue, a.passwordHash, a.disabled ? 1 : 0, Int64(clamping: a.createdMs)])
+        }
+    }
+
+    public func operatorAccounts() throws -> [OperatorAccount] {
+        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM operators ORDER BY name").map(Self.account) }
+    }
+
+    public func operatorAccount(name: String) throws -> OperatorAccount? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM operators WHERE name = ?", arguments: [name]).map(Self.account)
+        }
+    }
+
+    public func setOperatorDisabled(name: String, disabled: Bool) throws {
+        try write { db in
+            try db.execute(
+                sql: "UPDATE operators SET disabled = ? WHERE name = ?", arguments: [disabled ? 1 : 0, name])
+            if db.changesCount == 0 {
+                throw HubError(.notFound, "there is no user \(name): see `ferry hub users list`")
+            }
+        }
+    }
+
+    public func addOperatorToken(name: String, tokenHash: [UInt8], label: String, expiresMs: UInt64) throws {
+        try write { db in
+            try db.execute(
+                sql: "INSERT INTO operator_tokens(hash, name, label, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?)",
+                arguments: [
+                    Data(tokenHash), name, label, Int64(clamping: nowMillis()), Int64(clamping: expiresMs),
+                ])
+        }
+    }
+
+    public func operatorAccount(tokenHash: [UInt8]) throws -> OperatorAccount? {
+        try pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT o.* FROM operator_tokens t JOIN operators o ON o.name = t.name
+                    WHERE t.hash = ? AND t.expires_ms > ? AND o.disabled = 0
+                    """, arguments: [Data(tokenHash), Int64(clamping: nowMillis())]
+            ).map(Self.account)
+        }
+    }
+
+    public func logOperatorAction(_ a: OperatorAction) throws {
+        try write { db in
+            try db.execute(
+                sql: "INSERT INTO operator_log(at_ms, name, action, record, detail) VALUES (?, ?, ?, ?, ?)",
+                arguments: [Int64(clamping: a.atMs), a.user, a.action, a.record, a.detail])
+        }
+    }
+
+    public func operatorActions(record: String?, limit: Int) throws -> [OperatorAction] {
+        try pool.read { db in
+            let rows =
+                try record.map {
+                    try Row.fetchAll(
+                        db, sql: "SELECT * FROM operator_log WHERE record = ? ORDER BY id DESC LIMIT ?",
+                        arguments: [$0, limit])
+                }
+                ?? Row.fetchAll(db, sql: "SELECT * FROM operator_log ORDER BY id DESC LIMIT ?", arguments: [limit])
+            return rows.map {
+                OperatorAction(
+                    atMs: UInt64(clamping: $0["at_ms"] as Int64), user: $0["name"], action: $0["action"],
+                    record: $0["record"], detail: $0["detail"])
+            }
+        }
+    }
+}
