@@ -64,44 +64,6 @@ public struct HubError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// One open conflict with full provenance, for operators.
-public struct ConflictReport: Sendable, Codable, Equatable {
-    public struct Side: Sendable, Codable, Equatable {
-        public var write: String
-        public var origin: String
-        public var commune: String?
-        public var timeMs: UInt64
-        public var value: String
-        public var valueType: String
-    }
-    public var record: String
-    public var field: String
-    public var kind: String
-    public var commune: String
-    /// Highest write first: `sides[0]` is the value shown.
-    public var sides: [Side]
-}
-
-/// A value the hub refused to merge, kept with its reason.
-public struct QuarantineEntry: Sendable, Codable, Equatable {
-    public var id: Int64
-    public var changeSet: String
-    public var origin: String
-    public var record: String
-    public var field: String
-    public var value: String
-    public var reason: String
-    public var timeMs: UInt64
-}
-
-/// Campaign progress in one commune.
-public struct ProgressRow: Sendable, Codable, Equatable {
-    public var commune: String
-    public var name: String
-    public var records: Int
-    public var target: Int
-}
-
 /// The record as the hub holds it: every field's leaves.
 public struct HubRecordView: Sendable, Equatable {
     public var id: RecordID
@@ -110,16 +72,4 @@ public struct HubRecordView: Sendable, Equatable {
 
     public var isDeleted: Bool { leaves[deletedField]?.winner?.value == .bool(true) }
     public var winners: [String: Value] { leaves.compactMapValues { $0.winner?.value } }
-}
-
-/// One signed change set in the audit trail.
-public struct AuditEntry: Sendable, Codable, Equatable {
-    public var changeSet: String
-    public var origin: String
-    public var seqFrom: UInt64
-    public var seqTo: UInt64
-    public var receivedMs: UInt64
-    public var writes: Int
-    /// The author's signature still verifies against the key on record.
-    public var signatureValid: Bool
 }

@@ -46,9 +46,7 @@ struct OperatorClient {
             throw UserError("cannot reach the hub at \(client.baseURL): \(error). Is `ferry hub serve` running?")
         }
         await client.shutdown()
-        guard a.status == 200 else {
-            throw UserError("the hub refused: \(a.error?.message ?? "HTTP \(a.status)") [\(a.error?.code ?? "")]")
-        }
+        try Self.check(a)
         do {
             return try HubJSON.decoder.decode(T.self, from: Data(a.body))
         } catch {
@@ -67,7 +65,18 @@ struct OperatorClient {
             throw UserError("cannot reach the hub at \(url): \(error). Is `ferry hub serve` running?")
         }
         await client.shutdown()
-        guard a.status == 200 else { throw UserError("the hub refused: \(a.error?.message ?? "HTTP \(a.status)")") }
+        try Self.check(a)
         return a.body
+    }
+
+    /// Turns a refusal into a ``UserError`` from the operator API's one error
+    /// body (``ErrorBody``, FerryProtocol); an answer that is not one says so.
+    static func check(_ a: HubAnswer) throws {
+        guard a.status != 200 else { return }
+        if let e = try? HubJSON.decoder.decode(ErrorBody.self, from: Data(a.body)) {
+            throw UserError("the hub refused: \(e.error.message) [\(e.error.code)]")
+        }
+        let text = String(decoding: a.body.prefix(300), as: UTF8.self)
+        throw UserError("the hub answered HTTP \(a.status) without a Ferry error body: \(text)")
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import FerryAgent
 import FerryCore
 import FerryHub
+import FerryProtocol
 import FerryStore
 import Foundation
 
