@@ -22,7 +22,7 @@ extension HubService {
             case _ where route("GET", "status") != nil:
                 return .json(200, try status())
             case _ where route("GET", "agents") != nil:
-                return .json(200, try status().agents)
+                return .json(200, try agentsPage(query))
             case _ where route("POST", "agents/*/revoke") != nil:
                 let cap = route("POST", "agents/*/revoke") ?? []
                 let id = cap[0]
@@ -38,17 +38,18 @@ extension HubService {
                     200,
                     TokenResponse(token: token.description, commune: req.commune, expiresMs: store.nowMillis() + ttl))
             case _ where route("GET", "conflicts") != nil:
-                return .json(200, try store.conflicts(limit: Int(query["limit"] ?? "") ?? 200))
+                return .json(200, try conflictsPage(query))
             case _ where route("POST", "conflicts/resolve") != nil:
                 let req = try decode(ResolveRequest.self, body)
                 guard let rid = RecordID(req.record) else {
                     throw HubError(.badRequest, "'\(req.record)' is not a record id")
                 }
+                try requireConflict(record: rid, field: req.field.nfc)
                 let value = try req.value.map { try parse(record: rid, field: req.field, text: $0) }
                 try store.resolve(record: rid, field: req.field.nfc, value: value)
                 return .json(200, try recordJSON(rid))
             case _ where route("GET", "quarantine") != nil:
-                return .json(200, try store.quarantine())
+                return .json(200, try quarantinePage(query))
             case _ where route("GET", "forms") != nil:
                 return .json(200, try store.forms())
             case _ where route("POST", "forms") != nil:
@@ -71,8 +72,7 @@ extension HubService {
                             target: rows.reduce(0) { $0 + $1.target })
                     })
             case _ where route("GET", "records") != nil:
-                let ids = try store.recordIDs(commune: query["commune"], limit: Int(query["limit"] ?? "") ?? 100)
-                return .json(200, try ids.map(recordJSON))
+                return .json(200, try recordsPage(query))
             case _ where route("POST", "records") != nil:
                 let req = try decode(RecordWriteRequest.self, body)
                 guard let formID = req.form, let commune = req.commune else {
@@ -100,13 +100,14 @@ extension HubService {
                 let req = try decode(RecordWriteRequest.self, body)
                 var values: [String: Value] = [:]
                 for (k, v) in req.values { values[k.nfc] = try parse(record: rid, field: k.nfc, text: v) }
-                try store.operatorWrite(record: rid, values: values, resolve: req.resolve ?? false)
+                // An operator's edit names every leaf it saw (SPEC §8.2), so a plain
+                // edit of a conflicted field closes the conflict; `resolve: false` keeps it.
+                try store.operatorWrite(record: rid, values: values, resolve: req.resolve ?? true)
                 return .json(200, try recordJSON(rid))
             case _ where route("GET", "audit/*") != nil:
                 let cap = route("GET", "audit/*") ?? []
                 let id = cap[0]
-                guard let rid = RecordID(id) else { throw HubError(.badRequest, "'\(id)' is not a record id") }
-                return .json(200, try store.audit(record: rid))
+                return .json(200, try auditPage(id, query))
             case _ where route("GET", "winners") != nil:
                 guard let commune = query["commune"] else { throw HubError(.badRequest, "winners needs ?commune=CODE") }
                 let w = try store.winners(commune: commune)
@@ -118,12 +119,18 @@ extension HubService {
                     404, code: "not_found", "no operator endpoint \(method) /v1/ops/\(path.joined(separator: "/"))")
             }
         } catch let e as HubError {
-            return .error(e.code == .notFound ? 404 : 400, code: e.code.rawValue, e.message)
+            return .error(
+                e.httpStatus, code: e.code.rawValue, e.message, problems: e.problems.isEmpty ? nil : e.problems)
         } catch let e as FormError {
             return .error(422, code: "invalid_value", e.message)
         } catch {
             if let f = storeFault(error) { return .error(f.httpStatus, code: f.code.rawValue, f.message) }
-            return .error(400, code: "bad_request", "\(error)")
+            // Not a refusal of the request: say so, rather than blame the operator's input.
+            logger.error("operator request failed", metadata: ["ferry.problem": "\(error)"])
+            return .error(
+                500, code: "internal",
+                "the hub failed on this request and did not apply it (\(error)); retry, and if it lasts send the hub's log to its administrator"
+            )
         }
     }
 
@@ -153,7 +160,7 @@ extension HubService {
         for (f, reg) in v.leaves {
             guard let w = reg.winner else { continue }
             fields[f] = .init(
-                value: w.value.display, type: w.value.typeName, write: w.id.description, conflict: reg.isConflict,
+                value: JSONValue(w.value), type: w.value.typeName, write: w.id.description, conflict: reg.isConflict,
                 leaves: reg.leaves.map { "\($0.id)=\($0.value.display)" })
         }
         return HubRecordJSON(
@@ -163,16 +170,10 @@ extension HubService {
 
     func status() throws -> HubStatusJSON {
         let names = Dictionary(try store.communes().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
-        let agents = try store.agents().map { a in
-            AgentJSON(
-                id: a.id, commune: a.commune, communeName: names[a.commune] ?? a.commune, status: a.status,
-                hostname: a.hostname,
-                lastSeenMs: a.lastSeenMs, lastSkewMs: a.lastSkewMs, appliedSeq: a.appliedSeq,
-                ackedCursor: a.ackedCursor,
-                lag: UInt64((try? store.lag(of: a)) ?? 0), lastError: a.lastError, clonedMs: a.clonedMs,
-                clonedRefusals: a.clonedRefusals)
-        }
+        let agents = try store.agents().map { agentJSON($0, names: names) }
+        let now = store.nowMillis()
         return HubStatusJSON(
-            version: FerryVersion.string, timeMs: store.nowMillis(), totals: try store.totals(), agents: agents)
+            version: FerryVersion.string, timeMs: now, totals: try store.totals(), agents: agents,
+            attention: try attention(agents: agents, now: now))
     }
 }

@@ -63,12 +63,13 @@ public struct ResolveRequest: Codable, Sendable {
 public struct HubRecordJSON: Codable, Sendable {
     /// One field: its winning value, type, write and, when conflicted, every leaf.
     public struct FieldJSON: Codable, Sendable {
-        public var value: String
+        /// The winning value, with its JSON type kept (a number stays a number).
+        public var value: JSONValue
         public var type: String
         public var write: String
         public var conflict: Bool
         public var leaves: [String]
-        public init(value: String, type: String, write: String, conflict: Bool, leaves: [String]) {
+        public init(value: JSONValue, type: String, write: String, conflict: Bool, leaves: [String]) {
             self.value = value
             self.type = type
             self.write = write
@@ -138,11 +139,33 @@ public struct HubStatusJSON: Codable, Sendable {
     public var timeMs: UInt64
     public var totals: [String: Int]
     public var agents: [AgentJSON]
-    public init(version: String, timeMs: UInt64, totals: [String: Int], agents: [AgentJSON]) {
+    /// Communes that need a person, most urgent first.
+    public var attention: [CommuneAttentionJSON]
+    public init(
+        version: String, timeMs: UInt64, totals: [String: Int], agents: [AgentJSON],
+        attention: [CommuneAttentionJSON] = []
+    ) {
         self.version = version
         self.timeMs = timeMs
         self.totals = totals
         self.agents = agents
+        self.attention = attention
+    }
+}
+
+/// A commune that needs a person, and why (`GET status`).
+public struct CommuneAttentionJSON: Codable, Sendable, Equatable {
+    public var commune: String
+    public var name: String
+    /// Higher is more urgent (an ordering, not a measure).
+    public var score: Int
+    /// What is wrong, most urgent first, each with what to do.
+    public var reasons: [String]
+    public init(commune: String, name: String, score: Int, reasons: [String]) {
+        self.commune = commune
+        self.name = name
+        self.score = score
+        self.reasons = reasons
     }
 }
 
@@ -168,32 +191,52 @@ public struct ConflictReport: Sendable, Codable, Equatable {
         public var origin: String
         public var commune: String?
         public var timeMs: UInt64
-        public var value: String
+        /// The field this leaf writes: the conflict's field, or `_deleted` in an edit-vs-delete conflict.
+        public var field: String
+        /// The value with its JSON type kept.
+        public var value: JSONValue
         public var valueType: String
         public init(
-            write: String, origin: String, commune: String? = nil, timeMs: UInt64, value: String, valueType: String
+            write: String, origin: String, commune: String? = nil, timeMs: UInt64, field: String, value: JSONValue,
+            valueType: String
         ) {
             self.write = write
             self.origin = origin
             self.commune = commune
             self.timeMs = timeMs
+            self.field = field
             self.value = value
             self.valueType = valueType
         }
     }
     public var record: String
     public var field: String
+    /// `concurrent_edits` or `edit_vs_delete`.
     public var kind: String
     public var commune: String
+    /// When the hub first saw the conflict.
+    public var detectedMs: UInt64
     /// Highest write first: `sides[0]` is the value shown.
     public var sides: [Side]
-    public init(record: String, field: String, kind: String, commune: String, sides: [Side]) {
+    public init(record: String, field: String, kind: String, commune: String, detectedMs: UInt64, sides: [Side]) {
         self.record = record
         self.field = field
         self.kind = kind
         self.commune = commune
+        self.detectedMs = detectedMs
         self.sides = sides
     }
+}
+
+/// The states of a quarantine entry: open until a person fixes or releases it.
+public enum QuarantineStatus {
+    /// Waiting for a person.
+    public static let open = "open"
+    /// Closed by writing a corrected value to the record.
+    public static let fixed = "fixed"
+    /// Closed without a write: the refusal stands, the value is kept here.
+    public static let released = "released"
+    public static let all = [open, fixed, released]
 }
 
 /// A value the hub refused to merge, kept with its reason.
@@ -203,12 +246,21 @@ public struct QuarantineEntry: Sendable, Codable, Equatable {
     public var origin: String
     public var record: String
     public var field: String
-    public var value: String
+    /// The refused value, with its JSON type kept.
+    public var value: JSONValue
+    public var valueType: String
     public var reason: String
     public var timeMs: UInt64
+    /// ``QuarantineStatus``: open, fixed or released.
+    public var status: String
+    /// Who closed it and when, and the note they left.
+    public var closedBy: String?
+    public var closedMs: UInt64?
+    public var note: String?
     public init(
-        id: Int64, changeSet: String, origin: String, record: String, field: String, value: String, reason: String,
-        timeMs: UInt64
+        id: Int64, changeSet: String, origin: String, record: String, field: String, value: JSONValue,
+        valueType: String, reason: String, timeMs: UInt64, status: String, closedBy: String? = nil,
+        closedMs: UInt64? = nil, note: String? = nil
     ) {
         self.id = id
         self.changeSet = changeSet
@@ -216,11 +268,15 @@ public struct QuarantineEntry: Sendable, Codable, Equatable {
         self.record = record
         self.field = field
         self.value = value
+        self.valueType = valueType
         self.reason = reason
         self.timeMs = timeMs
+        self.status = status
+        self.closedBy = closedBy
+        self.closedMs = closedMs
+        self.note = note
     }
 }
-
 /// Campaign progress in one commune.
 public struct ProgressRow: Sendable, Codable, Equatable {
     public var commune: String

@@ -54,12 +54,33 @@ public struct HubError: Error, Sendable, CustomStringConvertible {
         case badToken = "bad_token", revoked, unknownAgent = "unknown_agent", scope, notFound = "not_found"
         case badRequest = "bad_request", conflict, formImmutable = "form_immutable", cursorAhead = "cursor_ahead"
         case badKey = "bad_key"
+        /// `conflicts resolve` named a field with no open conflict.
+        case noConflict = "no_conflict"
+        /// A form or campaign definition failed validation; the problems are listed.
+        case invalidForm = "invalid_form", invalidCampaign = "invalid_campaign"
+        /// The request names a state the item is not in (a closed quarantine entry, a published draft).
+        case wrongState = "wrong_state"
+    }
+
+    /// The HTTP status an operator endpoint answers this refusal with.
+    public var httpStatus: Int {
+        switch code {
+        case .notFound: 404
+        case .noConflict, .wrongState, .conflict, .formImmutable: 409
+        case .invalidForm, .invalidCampaign: 422
+        case .badToken: 401
+        case .revoked: 403
+        default: 400
+        }
     }
     public let code: Code
     public let message: String
-    public init(_ code: Code, _ message: String) {
+    /// Each problem found, for `invalid_form` and `invalid_campaign`.
+    public let problems: [ProblemV1]
+    public init(_ code: Code, _ message: String, problems: [ProblemV1] = []) {
         self.code = code
         self.message = message
+        self.problems = problems
     }
     public var description: String { message }
 }

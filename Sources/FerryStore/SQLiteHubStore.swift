@@ -485,53 +485,19 @@ public final class SQLiteHubStore: Sendable {
         }
     }
 
-    /// Open conflicts with provenance.
+    /// Open conflicts with provenance, oldest first (the first page; see ``conflictPage(_:after:limit:)``).
     public func conflicts(limit: Int = 200) throws -> [ConflictReport] {
         try pool.read { db in
-            let agents = Dictionary(
-                try Row.fetchAll(db, sql: "SELECT id, commune FROM agents").map {
-                    ($0["id"] as String, $0["commune"] as String)
-                },
-                uniquingKeysWith: { a, _ in a })
-            var out: [ConflictReport] = []
-            for row in try Row.fetchAll(
-                db, sql: "SELECT * FROM conflicts ORDER BY detected_ms, record, field LIMIT ?", arguments: [limit])
-            {
-                guard let rid = Columns.record(row["record"]), let view = try Self.hubView(rid, db) else { continue }
-                let field: String = row["field"]
-                let kind: String = row["kind"]
-                let all = ConflictRules.conflicts(record: rid, registers: view.leaves).filter {
-                    $0.field == field && $0.kind.rawValue == kind
-                }
-                var writes: [FieldWrite] = []
-                for c in all { for w in c.writes where !writes.contains(w) { writes.append(w) } }
-                let sides = writes.map { w in
-                    ConflictReport.Side(
-                        write: w.id.description, origin: w.id.origin.rawValue,
-                        commune: w.id.origin == .hub ? nil : agents[w.id.origin.rawValue], timeMs: w.id.hlc.millis,
-                        value: (w.field == deletedField ? "\(deletedField)=" : "") + w.value.display,
-                        valueType: w.value.typeName)
-                }
-                out.append(
-                    ConflictReport(
-                        record: rid.description, field: field, kind: kind, commune: row["commune"], sides: sides))
-            }
-            return out
+            let agents = try Self.agentCommunes(db)
+            return try Row.fetchAll(
+                db, sql: "SELECT * FROM conflicts ORDER BY detected_ms, record, field LIMIT ?", arguments: [limit]
+            ).compactMap { try Self.conflictReport($0, db: db, agents: agents) }
         }
     }
 
+    /// Open quarantine entries, oldest first (the first page; see ``quarantinePage(status:after:limit:)``).
     public func quarantine(limit: Int = 200) throws -> [QuarantineEntry] {
-        try pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM quarantine WHERE status = 'open' ORDER BY id LIMIT ?", arguments: [limit]
-            ).map { r in
-                QuarantineEntry(
-                    id: r["id"], changeSet: hex([UInt8]((r["changeset"] as Data?) ?? Data())), origin: r["origin"],
-                    record: Columns.record(r["record"])?.description ?? "?", field: r["field"],
-                    value: Columns.value(tag: r["t"], r["v"] as DatabaseValue).display, reason: r["reason"],
-                    timeMs: UInt64(clamping: r["created_ms"] as Int64))
-            }
-        }
+        try quarantinePage(after: nil, limit: limit).items
     }
 
     /// Campaign progress per commune: live records of the campaign's form.

@@ -80,7 +80,10 @@ struct RecordsEdit: AsyncParsableCommand {
         commandName: "edit", abstract: "Change fields of a record: ferry records edit ID status=verified")
     @Argument var id: String
     @Argument(help: "field=value pairs.") var values: [String]
-    @Flag(help: "At the hub: name every leaf, resolving conflicts on these fields.") var resolve = false
+    @Flag(
+        help:
+            "At the hub: keep open conflicts on these fields (by default an operator's edit names every value it replaces, which closes them)."
+    ) var keepConflict = false
     @OptionGroup var target: Target
 
     func run() async throws {
@@ -89,7 +92,8 @@ struct RecordsEdit: AsyncParsableCommand {
         if target.atHub {
             _ = try await target.hub.client().call(
                 "POST", "records/\(rid)",
-                body: RecordWriteRequest(values: Dictionary(p, uniquingKeysWith: { $1 }), resolve: resolve),
+                body: RecordWriteRequest(
+                    values: Dictionary(p, uniquingKeysWith: { $1 }), resolve: keepConflict ? false : nil),
                 as: HubRecordJSON.self)
             print("updated at the hub")
             return
@@ -160,44 +164,62 @@ struct RecordOut: Codable {
     var formVersion: Int
     var commune: String
     var deleted: Bool
-    var values: [String: String]
+    /// Field values with their JSON type kept.
+    var values: [String: JSONValue]
 }
 
 func recordOut(_ v: RecordView) -> RecordOut {
     RecordOut(
         id: v.id.description, form: v.scope.formID, formVersion: v.scope.formVersion, commune: v.scope.commune,
         deleted: v.isDeleted,
-        values: v.values.mapValues(\.display))
+        values: v.values.mapValues(JSONValue.init))
 }
 
 struct RecordsList: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List records, newest first.")
-    @Option var limit = 20
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List records, newest first, a page at a time (the last line says how many more).")
     @Flag(help: "Include deleted records.") var all = false
     @Option(help: "With --at-hub: only this commune.") var commune: String?
+    @Option(help: "With --at-hub: only this form.") var form: String?
+    @OptionGroup var page: PageOptions
     @OptionGroup var target: Target
     @Flag var json = false
 
     func run() async throws {
         if target.atHub {
-            let q = "records?limit=\(limit)" + (commune.map { "&commune=\($0)" } ?? "")
-            let rs = try await target.hub.client().call("GET", q, as: [HubRecordJSON].self)
-            if json { return try printJSON(rs) }
-            for r in rs {
+            let p = try await target.hub.client().list(
+                "records",
+                [("commune", commune), ("form", form), ("include_deleted", all ? "true" : nil)], page,
+                as: HubRecordJSON.self)
+            if json { return try printJSON(p) }
+            for r in p.items {
                 print(
-                    "\(r.id)  \(r.commune)  \(r.fields["owner_name"]?.value ?? "")  \(r.fields["status"]?.value ?? "")\(r.deleted ? "  [deleted]" : "")"
+                    "\(r.id)  \(r.commune)  \(r.fields["owner_name"]?.value.text ?? "")  \(r.fields["status"]?.value.text ?? "")\(r.deleted ? "  [deleted]" : "")"
                 )
             }
+            print(
+                pageFooter(
+                    p.items.count, remaining: p.remaining, next: p.nextCursor, command: "ferry records list --at-hub"))
             return
         }
-        let rs = try target.agent.home.store().records(limit: limit, includeDeleted: all)
-        if json { return try printJSON(rs.map(recordOut)) }
+        let store = try target.agent.home.store()
+        let rs = try store.records(limit: page.limit, includeDeleted: all)
+        let c = try store.counts()
+        let total = all ? c.records : c.records - c.deleted
+        if json {
+            return try printJSON(PageV1(items: rs.map(recordOut), nextCursor: nil, remaining: max(0, total - rs.count)))
+        }
         for r in rs {
             let v = r.values
             print(
                 "\(r.id)  \(v["owner_name"]?.display ?? "")  \(v["status"]?.display ?? "")\(r.isDeleted ? "  [deleted]" : "")"
             )
         }
+        print(
+            total > rs.count
+                ? "(\(rs.count) of \(total) shown, newest first; more with --limit up to \(PageLimit.maximum))"
+                : "(\(rs.count) shown, end of the list)")
     }
 }
 
