@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+        .package(url: "https://github.com/swiftcsv/SwiftCSV", exact: "0.10.0"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
@@ -34,7 +35,10 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "FerryStore",
-            dependencies: ["FerryCore", "FerryProtocol", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "FerryCore", "FerryProtocol", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "SwiftCSV", package: "SwiftCSV"),
+            ],
             swiftSettings: strict),
         .target(
             name: "FerryAgent",

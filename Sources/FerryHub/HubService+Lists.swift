@@ -49,9 +49,21 @@ extension HubService {
             }
             after = rid
         }
+        var form = q["form"]
+        var period: (start: UInt64, end: UInt64)?
+        if let k = q["campaign"] {
+            guard let c = try store.campaigns().first(where: { $0.id == k }) else {
+                throw HubError(.notFound, "there is no campaign '\(k.prefix(80))' (ferry campaigns list)")
+            }
+            if let f = form, f != c.formID {
+                throw HubError(.badRequest, "campaign \(k) collects form \(c.formID), not \(f)")
+            }
+            form = c.formID
+            period = c.periodMillis
+        }
         let page = try store.recordPage(
-            commune: q["commune"], form: q["form"], includeDeleted: try Self.flag(q, "include_deleted"), after: after,
-            limit: limit)
+            commune: q["commune"], form: form, includeDeleted: try Self.flag(q, "include_deleted"), after: after,
+            limit: limit, createdIn: period)
         let items = try page.items.map(recordJSON)
         return PageV1(
             items: items,

@@ -6,8 +6,19 @@ import Foundation
 
 extension HubService {
     /// Routes an authenticated operator request.
-    public func operatorRequest(method: String, path: [String], query: [String: String], body: [UInt8]) -> HubReply {
+    /// - Parameter by: the acting operator's name, kept with every write in
+    ///   the audit trail (the shared operator token acts as `admin`).
+    public func operatorRequest(
+        method: String, path: [String], query: [String: String], body: [UInt8], by: String = "admin"
+    ) -> HubReply {
         do {
+            // Only documented routes are served (protocol/openapi.json, HubRoutes).
+            guard HubRoutes.isOperatorRoute(method: method, path: path) else {
+                return .error(
+                    404, code: "not_found",
+                    "no operator endpoint \(method) /v1/ops/\(path.joined(separator: "/")) (see /v1/openapi.json)")
+            }
+            if let r = try lifecycleRoute(method: method, path: path, query: query, body: body, by: by) { return r }
             func route(_ m: String, _ pattern: String) -> [String]? {
                 guard m == method else { return nil }
                 let pp = pattern.split(separator: "/").map(String.init)
@@ -52,25 +63,8 @@ extension HubService {
                 return .json(200, try quarantinePage(query))
             case _ where route("GET", "forms") != nil:
                 return .json(200, try store.forms())
-            case _ where route("POST", "forms") != nil:
-                let form = try decode(FormDefinition.self, body, snake: false)
-                try store.publish(form: form)
-                return .json(200, form)
             case _ where route("GET", "communes") != nil:
                 return .json(200, try store.communes())
-            case _ where route("POST", "campaigns") != nil:
-                let c = try decode(CampaignDefinition.self, body, snake: false)
-                try store.publish(.campaign, key: c.id, json: try JSONEncoder().encode(c).map { $0 })
-                return .json(200, c)
-            case _ where route("GET", "campaigns") != nil:
-                return .json(
-                    200,
-                    try store.campaigns().map { c in
-                        let rows = try store.progress(campaign: c)
-                        return CampaignJSON(
-                            campaign: c, progress: rows, done: rows.reduce(0) { $0 + min($1.records, $1.target) },
-                            target: rows.reduce(0) { $0 + $1.target })
-                    })
             case _ where route("GET", "records") != nil:
                 return .json(200, try recordsPage(query))
             case _ where route("POST", "records") != nil:

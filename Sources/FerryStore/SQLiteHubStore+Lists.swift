@@ -52,11 +52,16 @@ extension SQLiteHubStore {
     }
 
     /// Record ids newest first (ids are UUIDv7, so by creation time).
+    /// - Parameter createdIn: only records whose id (UUIDv7) time lies in [start, end) ms.
     public func recordPage(
-        commune: String?, form: String?, includeDeleted: Bool, after: RecordID?, limit: Int
+        commune: String?, form: String?, includeDeleted: Bool, after: RecordID?, limit: Int,
+        createdIn: (start: UInt64, end: UInt64)? = nil
     ) throws -> StorePage<RecordID> {
         try pool.read { db in
             var c: [(String, [any DatabaseValueConvertible])] = []
+            if let r = createdIn {
+                c.append(("id >= ? AND id < ?", [Self.idBound(r.start), Self.idBound(r.end)]))
+            }
             if let commune { c.append(("commune = ?", [commune])) }
             if let form { c.append(("form_id = ?", [form])) }
             if !includeDeleted { c.append(("deleted = 0", [])) }
@@ -145,6 +150,12 @@ extension SQLiteHubStore {
         return StorePage(items: Array(rest.prefix(limit)), remaining: max(0, rest.count - limit))
     }
 
+    /// The smallest UUIDv7 id of millisecond `ms` (ids sort by time, bytewise).
+    static func idBound(_ ms: UInt64) -> Data {
+        let m = min(ms, (UInt64(1) << 48) - 1)
+        return Data((0..<6).map { UInt8(truncatingIfNeeded: m >> (8 * (5 - $0))) } + [UInt8](repeating: 0, count: 10))
+    }
+
     static func agentCommunes(_ db: Database) throws -> [String: String] {
         Dictionary(
             try Row.fetchAll(db, sql: "SELECT id, commune FROM agents").map {
@@ -180,7 +191,8 @@ extension SQLiteHubStore {
             id: r["id"], changeSet: hex([UInt8]((r["changeset"] as Data?) ?? Data())), origin: r["origin"],
             record: Columns.record(r["record"])?.description ?? "?", field: r["field"], value: JSONValue(v),
             valueType: v.typeName, reason: r["reason"], timeMs: UInt64(clamping: r["created_ms"] as Int64),
-            status: r["status"])
+            status: r["status"], closedBy: r["closed_by"],
+            closedMs: (r["closed_ms"] as Int64?).map { UInt64(clamping: $0) }, note: r["note"])
     }
 }
 

@@ -91,6 +91,7 @@ public final class SQLiteHubStore: Sendable {
                         """)
             }
         }
+        Self.migrateOperator(&m)
         return m
     }
 
@@ -184,8 +185,11 @@ public final class SQLiteHubStore: Sendable {
                 let old = try Data.fetchOne(
                     db, sql: "SELECT json FROM catalog WHERE kind = 'form' AND key = ?", arguments: [key])
             {
-                let a = try? JSONDecoder().decode(FormDefinition.self, from: old)
-                let b = try? JSONDecoder().decode(FormDefinition.self, from: Data(json))
+                var a = try? JSONDecoder().decode(FormDefinition.self, from: old)
+                var b = try? JSONDecoder().decode(FormDefinition.self, from: Data(json))
+                // Retiring is the one change a version takes (SQLiteHubStore+Lifecycle).
+                a?.retired = nil
+                b?.retired = nil
                 if a == b { return }
                 throw HubError(
                     .formImmutable, "form \(key) is already published with other content: publish it as a new version")
@@ -500,16 +504,21 @@ public final class SQLiteHubStore: Sendable {
         try quarantinePage(after: nil, limit: limit).items
     }
 
-    /// Campaign progress per commune: live records of the campaign's form.
+    /// Campaign progress per commune: live records of the campaign's form
+    /// created in its period (a record's UUIDv7 id carries its creation time,
+    /// so the period is a range of ids).
     public func progress(campaign: CampaignDefinition) throws -> [ProgressRow] {
         let names = Dictionary(try communes().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let period = campaign.periodMillis ?? (0, UInt64(1) << 48)
         return try pool.read { db in
             let counts = Dictionary(
                 try Row.fetchAll(
                     db,
-                    sql:
-                        "SELECT commune, count(*) AS n FROM records WHERE form_id = ? AND deleted = 0 GROUP BY commune",
-                    arguments: [campaign.formID]
+                    sql: """
+                        SELECT commune, count(*) AS n FROM records WHERE form_id = ? AND deleted = 0
+                        AND id >= ? AND id < ? GROUP BY commune
+                        """,
+                    arguments: [campaign.formID, Self.idBound(period.start), Self.idBound(period.end)]
                 ).map { ($0["commune"] as String, $0["n"] as Int) }, uniquingKeysWith: { a, _ in a })
             return Set(campaign.targets.keys).union(counts.keys).sorted().map {
                 ProgressRow(

@@ -31,13 +31,20 @@ extension OperatorClient {
     func list<T: Codable & Sendable>(
         _ path: String, _ query: [(String, String?)], _ options: PageOptions, as: T.Type
     ) async throws -> PageV1<T> {
-        var cursor = options.cursor
+        try await list(
+            path, query, limit: options.limit, cursor: options.cursor, allPages: options.allPages, as: T.self)
+    }
+
+    func list<T: Codable & Sendable>(
+        _ path: String, _ query: [(String, String?)], limit: Int, cursor start: String?, allPages: Bool, as: T.Type
+    ) async throws -> PageV1<T> {
+        var cursor = start
         var items: [T] = []
         for _ in 0..<100_000 {
-            let q = query + [("limit", String(options.limit)), ("cursor", cursor)]
+            let q = query + [("limit", String(limit)), ("cursor", cursor)]
             let page = try await call("GET", path + queryString(q), as: PageV1<T>.self)
             items += page.items
-            guard options.allPages, let next = page.nextCursor else {
+            guard allPages, let next = page.nextCursor else {
                 return PageV1(items: items, nextCursor: page.nextCursor, remaining: page.remaining)
             }
             cursor = next

@@ -251,48 +251,10 @@ struct StatusCommand: AsyncParsableCommand {
     }
 }
 
-struct FormsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "forms", abstract: "Publish and list forms (hub operator).",
-        subcommands: [FormsPublish.self, FormsList.self])
-}
-
-struct FormsPublish: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "publish", abstract: "Publish a form version from a JSON file; versions are immutable.")
-    @Argument var file: String
-    @OptionGroup var hub: HubOptions
-
-    func run() async throws {
-        guard let data = FileManager.default.contents(atPath: file) else { throw UserError("cannot read \(file)") }
-        let form: FormDefinition
-        do { form = try JSONDecoder().decode(FormDefinition.self, from: data) } catch {
-            throw UserError("\(file) is not a form: \(error)")
-        }
-        let problems = form.problems()
-        if !problems.isEmpty { throw UserError("the form is not valid: \(problems.joined(separator: "; "))") }
-        _ = try await hub.client().raw("forms", body: [UInt8](data))
-        print(
-            "published form \(form.id) v\(form.version) (\(form.fields.count) fields); agents receive it at their next sync"
-        )
-    }
-}
-
-struct FormsList: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List published forms.")
-    @OptionGroup var hub: HubOptions
-    @Flag var json = false
-    func run() async throws {
-        let forms = try await hub.client().call("GET", "forms", as: [FormDefinition].self)
-        if json { return try printJSON(forms) }
-        for f in forms { print("\(f.id) v\(f.version)  \(f.title)  (\(f.fields.count) fields)") }
-    }
-}
-
 struct CampaignsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "campaigns", abstract: "Campaign progress per commune (hub operator).",
-        subcommands: [CampaignsList.self, CampaignsPublish.self])
+        subcommands: [CampaignsList.self, CampaignsPublish.self, CampaignsTargets.self])
 }
 
 struct CampaignsList: AsyncParsableCommand {
@@ -315,18 +277,6 @@ struct CampaignsList: AsyncParsableCommand {
                 print("  \(bar) \(p.records)/\(p.target)  \(p.name) [\(p.commune)]")
             }
         }
-    }
-}
-
-struct CampaignsPublish: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "publish", abstract: "Publish or update a campaign from a JSON file.")
-    @Argument var file: String
-    @OptionGroup var hub: HubOptions
-    func run() async throws {
-        guard let data = FileManager.default.contents(atPath: file) else { throw UserError("cannot read \(file)") }
-        _ = try await hub.client().raw("campaigns", body: [UInt8](data))
-        print("published campaign from \(file)")
     }
 }
 
@@ -394,7 +344,8 @@ struct ConflictsResolve: AsyncParsableCommand {
 struct QuarantineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quarantine", abstract: "Values the hub refused to merge, with the reason.",
-        subcommands: [QuarantineList.self], defaultSubcommand: QuarantineList.self)
+        subcommands: [QuarantineList.self, QuarantineShow.self, QuarantineFix.self, QuarantineRelease.self],
+        defaultSubcommand: QuarantineList.self)
 }
 
 struct QuarantineList: AsyncParsableCommand {
