@@ -27,8 +27,9 @@ for _ in $(seq 1 150); do [ -s "$WORK/hub/hub.url" ] && break; sleep 0.2; done
 URL=$(cat "$WORK/hub/hub.url")
 TOKEN=$(cat "$WORK/hub/operator.token")
 python3 -c "import sys, urllib.request; open(sys.argv[2], 'wb').write(urllib.request.urlopen(sys.argv[1]).read())" "$URL/v1/openapi.json" "$WORK/openapi.json"
-timeout 150 schemathesis run "$WORK/openapi.json" --url "$URL" \
+# Run from the scratch directory: schemathesis keeps a .schemathesis cache in the current one.
+(cd "$WORK" && timeout 150 schemathesis run "$WORK/openapi.json" --url "$URL" \
   -H "Authorization: Bearer $TOKEN" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-  --max-examples "${SCHEMATHESIS_EXAMPLES:-20}" --seed 42 --no-color \
+  --max-examples "${SCHEMATHESIS_EXAMPLES:-20}" --seed 42 --no-color) \
   || { echo "schemathesis failed; hub log:"; tail -50 "$WORK/hub.log"; exit 1; }
