@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PROTOC_GEN_SWIFT ?= .build-protoc/release/protoc-gen-swift
 
-.PHONY: all build release test demo bench bench-hub proto deps clean lint format
+.PHONY: all build release test demo bench bench-hub proto deps clean lint format openapi schemathesis
 
 all: build
 
@@ -18,6 +18,7 @@ release: deps
 test: deps
 	$(SWIFT) build --product ferry
 	$(SWIFT) test
+	scripts/schemathesis.sh
 
 demo: deps
 	$(SWIFT) build --product ferry
@@ -39,8 +40,16 @@ proto:
 	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_opt=Visibility=Public \
 		--swift_out=Sources/FerryProtocol/Generated -I protocol protocol/ferry.proto
 
+# The hub's OpenAPI document is hand-kept in protocol/openapi.json; the binary serves a copy.
+openapi:
+	scripts/openapi-embed.sh
+
+# schemathesis (PyPI, pinned) against a live hub with the operator token (bounded examples).
+schemathesis: build
+	scripts/schemathesis.sh
+
 # Style (STYLE.md): swift-format with .swift-format, 120 columns; generated code excluded.
-SWIFT_FILES = $(shell git ls-files '*.swift' | grep -v -e '/Generated/' -e 'FerryStore/Seed.swift')
+SWIFT_FILES = $(shell git ls-files '*.swift' | grep -v -e '/Generated/' -e 'FerryStore/Seed.swift' -e 'FerryHub/OpenAPIDocument.swift')
 lint:
 	swift-format lint --strict $(SWIFT_FILES)
 

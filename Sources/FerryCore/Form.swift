@@ -42,36 +42,23 @@ public struct FormDefinition: Sendable, Codable, Hashable {
     public var version: Int
     public var title: String
     public var fields: [FieldSpec]
+    /// True once the operator retired this version (SPEC §9.6): its records
+    /// are kept and still merge; new records take a newer version.
+    public var retired: Bool?
 
-    public init(id: String, version: Int, title: String, fields: [FieldSpec]) {
+    public init(id: String, version: Int, title: String, fields: [FieldSpec], retired: Bool? = nil) {
         self.id = id
         self.version = version
         self.title = title
         self.fields = fields
+        self.retired = retired
     }
 
     /// The spec of a field, if the form has it.
     public func spec(_ name: String) -> FieldSpec? { fields.first { $0.name == name } }
 
-    /// Checks the form itself: names unique, non-empty, not reserved.
-    public func problems() -> [String] {
-        var out: [String] = []
-        if id.isEmpty { out.append("the form has no id") }
-        if version < 1 { out.append("form version must be 1 or more") }
-        var seen = Set<String>()
-        for f in fields {
-            if f.name.isEmpty || f.name.hasPrefix("_") { out.append("field name '\(f.name)' is empty or reserved") }
-            if f.name.utf8.count > FieldSpec.maxNameBytes || f.name != f.name.nfc {
-                out.append("field name '\(f.name.prefix(80))' must be NFC and at most \(FieldSpec.maxNameBytes) bytes")
-            }
-            if let lo = f.min, let hi = f.max, lo > hi { out.append("field '\(f.name)' has min \(lo) above max \(hi)") }
-            if let lo = f.minLength, let hi = f.maxLength, lo > hi {
-                out.append("field '\(f.name)' has minLength \(lo) above maxLength \(hi)")
-            }
-            if !seen.insert(f.name).inserted { out.append("field '\(f.name)' appears twice") }
-        }
-        return out
-    }
+    /// Every problem of the definition, in words (see ``validate()`` for the typed ones).
+    public func problems() -> [String] { validate().map(\.message) }
 
     /// Why `value` is not acceptable for `field`, or nil when it is.
     public func violation(field: String, value: Value) -> String? {

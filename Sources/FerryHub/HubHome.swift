@@ -66,7 +66,10 @@ public struct HubHome: Sendable {
 
     public func operatorToken() throws -> String {
         guard let d = FileManager.default.contents(atPath: tokenPath) else {
-            throw HubError(.notFound, "\(tokenPath) is missing: run `ferry hub init --dir \(directory)` first")
+            throw HubError(
+                .notFound,
+                "no operator token at \(tokenPath): is \(directory) the hub's directory? Name it with --hub-dir DIR (or $FERRY_HUB_DIR), or give --hub URL --token TOKEN; only a new hub is made with `ferry hub init`"
+            )
         }
         return String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }

@@ -21,6 +21,9 @@ public enum HubServer {
         let uploads = ConnectionCount()
         router.get("/v1/health") { _, _ in reply(service.health()) }
         router.get("/v1/metrics") { _, _ in reply(service.metricsText()) }
+        router.get("/v1/openapi.json") { _, _ in
+            reply(HubReply(status: 200, contentType: "application/json", body: Array(OpenAPIDocument.json.utf8)))
+        }
         router.post("/v1/enroll") { request, _ in
             guard let body = try await collect(request, upTo: 64 * 1024, what: "enrollment request") else {
                 return reply(tooLarge("an enrollment request", 64 * 1024))
@@ -80,8 +83,10 @@ public enum HubServer {
                             "operator endpoints need 'Authorization: Bearer <token>': a user token from `ferry hub users token`, or operator.token in the hub directory"
                         ))
                 }
-                guard let body = try await collect(request, upTo: 1 << 20, what: "operator request") else {
-                    return reply(tooLarge("an operator request", 1 << 20))
+                // A CSV import may be larger than the other operator bodies.
+                let limit = request.uri.path.hasSuffix("/records/import") ? RecordsCSV.maxBytes : 1 << 20
+                guard let body = try await collect(request, upTo: limit, what: "operator request") else {
+                    return reply(tooLarge("an operator request", limit))
                 }
                 let parts = request.uri.path.split(separator: "/").map(String.init).dropFirst(2).map {
                     $0.removingPercentEncoding ?? $0

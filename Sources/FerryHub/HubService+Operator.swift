@@ -4,106 +4,21 @@ import FerryProtocol
 import FerryStore
 import Foundation
 
-/// Operator API payloads (JSON, snake_case).
-public struct TokenRequest: Codable, Sendable {
-    public var commune: String
-    public var ttlHours: Int?
-    public init(commune: String, ttlHours: Int? = nil) {
-        self.commune = commune
-        self.ttlHours = ttlHours
-    }
-}
-
-public struct TokenResponse: Codable, Sendable {
-    public var token: String
-    public var commune: String
-    public var expiresMs: UInt64
-}
-
-public struct RecordWriteRequest: Codable, Sendable {
-    public var form: String?
-    public var version: Int?
-    public var commune: String?
-    /// Field values as text, parsed with the form's types.
-    public var values: [String: String]
-    public var resolve: Bool?
-    public init(
-        form: String? = nil, version: Int? = nil, commune: String? = nil, values: [String: String], resolve: Bool? = nil
-    ) {
-        self.form = form
-        self.version = version
-        self.commune = commune
-        self.values = values
-        self.resolve = resolve
-    }
-}
-
-public struct ResolveRequest: Codable, Sendable {
-    public var record: String
-    public var field: String
-    /// The value to keep, as text; the current winner when absent.
-    public var value: String?
-    public init(record: String, field: String, value: String?) {
-        self.record = record
-        self.field = field
-        self.value = value
-    }
-}
-
-/// A record at the hub as operators see it.
-public struct HubRecordJSON: Codable, Sendable {
-    public struct FieldJSON: Codable, Sendable {
-        public var value: String
-        public var type: String
-        public var write: String
-        public var conflict: Bool
-        public var leaves: [String]
-    }
-    public var id: String
-    public var form: String
-    public var formVersion: Int
-    public var commune: String
-    public var deleted: Bool
-    public var fields: [String: FieldJSON]
-}
-
-public struct AgentJSON: Codable, Sendable {
-    public var id: String
-    public var commune: String
-    public var communeName: String
-    public var status: String
-    public var hostname: String
-    public var lastSeenMs: UInt64?
-    public var lastSkewMs: Int64?
-    public var appliedSeq: UInt64
-    public var ackedCursor: UInt64
-    /// Changes for the agent (its commune, the catalog) it has not acknowledged yet.
-    public var lag: UInt64
-    public var lastError: String?
-    /// When a change set of this agent was last refused as `cloned_replica` (SPEC §7.2).
-    public var clonedMs: UInt64?
-    /// Change sets refused as `cloned_replica`.
-    public var clonedRefusals: Int?
-}
-
-public struct HubStatusJSON: Codable, Sendable {
-    public var version: String
-    public var timeMs: UInt64
-    public var totals: [String: Int]
-    public var agents: [AgentJSON]
-}
-
-public struct CampaignJSON: Codable, Sendable {
-    public var campaign: CampaignDefinition
-    public var progress: [ProgressRow]
-    public var done: Int
-    public var target: Int
-}
-
 extension HubService {
     /// Routes an authenticated operator request.
-    public func operatorRequest(method: String, path: [String], query: [String: String], body: [UInt8]) -> HubReply {
+    /// - Parameter by: the acting operator's name, kept with every write in
+    ///   the audit trail (the shared operator token acts as `admin`).
+    public func operatorRequest(
+        method: String, path: [String], query: [String: String], body: [UInt8], by: String = "admin"
+    ) -> HubReply {
         do {
+            // Only documented routes are served (protocol/openapi.json, HubRoutes).
+            guard HubRoutes.isOperatorRoute(method: method, path: path) else {
+                return .error(
+                    404, code: "not_found",
+                    "no operator endpoint \(method) /v1/ops/\(path.joined(separator: "/")) (see /v1/openapi.json)")
+            }
+            if let r = try lifecycleRoute(method: method, path: path, query: query, body: body, by: by) { return r }
             func route(_ m: String, _ pattern: String) -> [String]? {
                 guard m == method else { return nil }
                 let pp = pattern.split(separator: "/").map(String.init)
@@ -118,7 +33,7 @@ extension HubService {
             case _ where route("GET", "status") != nil:
                 return .json(200, try status())
             case _ where route("GET", "agents") != nil:
-                return .json(200, try status().agents)
+                return .json(200, try agentsPage(query))
             case _ where route("POST", "agents/*/revoke") != nil:
                 let cap = route("POST", "agents/*/revoke") ?? []
                 let id = cap[0]
@@ -134,41 +49,24 @@ extension HubService {
                     200,
                     TokenResponse(token: token.description, commune: req.commune, expiresMs: store.nowMillis() + ttl))
             case _ where route("GET", "conflicts") != nil:
-                return .json(200, try store.conflicts(limit: Int(query["limit"] ?? "") ?? 200))
+                return .json(200, try conflictsPage(query))
             case _ where route("POST", "conflicts/resolve") != nil:
                 let req = try decode(ResolveRequest.self, body)
                 guard let rid = RecordID(req.record) else {
                     throw HubError(.badRequest, "'\(req.record)' is not a record id")
                 }
+                try requireConflict(record: rid, field: req.field.nfc)
                 let value = try req.value.map { try parse(record: rid, field: req.field, text: $0) }
                 try store.resolve(record: rid, field: req.field.nfc, value: value)
                 return .json(200, try recordJSON(rid))
             case _ where route("GET", "quarantine") != nil:
-                return .json(200, try store.quarantine())
+                return .json(200, try quarantinePage(query))
             case _ where route("GET", "forms") != nil:
                 return .json(200, try store.forms())
-            case _ where route("POST", "forms") != nil:
-                let form = try decode(FormDefinition.self, body, snake: false)
-                try store.publish(form: form)
-                return .json(200, form)
             case _ where route("GET", "communes") != nil:
                 return .json(200, try store.communes())
-            case _ where route("POST", "campaigns") != nil:
-                let c = try decode(CampaignDefinition.self, body, snake: false)
-                try store.publish(.campaign, key: c.id, json: try JSONEncoder().encode(c).map { $0 })
-                return .json(200, c)
-            case _ where route("GET", "campaigns") != nil:
-                return .json(
-                    200,
-                    try store.campaigns().map { c in
-                        let rows = try store.progress(campaign: c)
-                        return CampaignJSON(
-                            campaign: c, progress: rows, done: rows.reduce(0) { $0 + min($1.records, $1.target) },
-                            target: rows.reduce(0) { $0 + $1.target })
-                    })
             case _ where route("GET", "records") != nil:
-                let ids = try store.recordIDs(commune: query["commune"], limit: Int(query["limit"] ?? "") ?? 100)
-                return .json(200, try ids.map(recordJSON))
+                return .json(200, try recordsPage(query))
             case _ where route("POST", "records") != nil:
                 let req = try decode(RecordWriteRequest.self, body)
                 guard let formID = req.form, let commune = req.commune else {
@@ -196,13 +94,14 @@ extension HubService {
                 let req = try decode(RecordWriteRequest.self, body)
                 var values: [String: Value] = [:]
                 for (k, v) in req.values { values[k.nfc] = try parse(record: rid, field: k.nfc, text: v) }
-                try store.operatorWrite(record: rid, values: values, resolve: req.resolve ?? false)
+                // An operator's edit names every leaf it saw (SPEC §8.2), so a plain
+                // edit of a conflicted field closes the conflict; `resolve: false` keeps it.
+                try store.operatorWrite(record: rid, values: values, resolve: req.resolve ?? true)
                 return .json(200, try recordJSON(rid))
             case _ where route("GET", "audit/*") != nil:
                 let cap = route("GET", "audit/*") ?? []
                 let id = cap[0]
-                guard let rid = RecordID(id) else { throw HubError(.badRequest, "'\(id)' is not a record id") }
-                return .json(200, try store.audit(record: rid))
+                return .json(200, try auditPage(id, query))
             case _ where route("GET", "winners") != nil:
                 guard let commune = query["commune"] else { throw HubError(.badRequest, "winners needs ?commune=CODE") }
                 let w = try store.winners(commune: commune)
@@ -214,12 +113,18 @@ extension HubService {
                     404, code: "not_found", "no operator endpoint \(method) /v1/ops/\(path.joined(separator: "/"))")
             }
         } catch let e as HubError {
-            return .error(e.code == .notFound ? 404 : 400, code: e.code.rawValue, e.message)
+            return .error(
+                e.httpStatus, code: e.code.rawValue, e.message, problems: e.problems.isEmpty ? nil : e.problems)
         } catch let e as FormError {
             return .error(422, code: "invalid_value", e.message)
         } catch {
             if let f = storeFault(error) { return .error(f.httpStatus, code: f.code.rawValue, f.message) }
-            return .error(400, code: "bad_request", "\(error)")
+            // Not a refusal of the request: say so, rather than blame the operator's input.
+            logger.error("operator request failed", metadata: ["ferry.problem": "\(error)"])
+            return .error(
+                500, code: "internal",
+                "the hub failed on this request and did not apply it (\(error)); retry, and if it lasts send the hub's log to its administrator"
+            )
         }
     }
 
@@ -249,7 +154,7 @@ extension HubService {
         for (f, reg) in v.leaves {
             guard let w = reg.winner else { continue }
             fields[f] = .init(
-                value: w.value.display, type: w.value.typeName, write: w.id.description, conflict: reg.isConflict,
+                value: JSONValue(w.value), type: w.value.typeName, write: w.id.description, conflict: reg.isConflict,
                 leaves: reg.leaves.map { "\($0.id)=\($0.value.display)" })
         }
         return HubRecordJSON(
@@ -259,16 +164,10 @@ extension HubService {
 
     func status() throws -> HubStatusJSON {
         let names = Dictionary(try store.communes().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
-        let agents = try store.agents().map { a in
-            AgentJSON(
-                id: a.id, commune: a.commune, communeName: names[a.commune] ?? a.commune, status: a.status,
-                hostname: a.hostname,
-                lastSeenMs: a.lastSeenMs, lastSkewMs: a.lastSkewMs, appliedSeq: a.appliedSeq,
-                ackedCursor: a.ackedCursor,
-                lag: UInt64((try? store.lag(of: a)) ?? 0), lastError: a.lastError, clonedMs: a.clonedMs,
-                clonedRefusals: a.clonedRefusals)
-        }
+        let agents = try store.agents().map { agentJSON($0, names: names) }
+        let now = store.nowMillis()
         return HubStatusJSON(
-            version: FerryVersion.string, timeMs: store.nowMillis(), totals: try store.totals(), agents: agents)
+            version: FerryVersion.string, timeMs: now, totals: try store.totals(), agents: agents,
+            attention: try attention(agents: agents, now: now))
     }
 }

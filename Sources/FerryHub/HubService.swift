@@ -21,11 +21,14 @@ public struct HubReply: Sendable {
 
     /// A typed error (DESIGN §6): `{"error": {"code", "message", ...}}`.
     static func error(
-        _ status: Int, code: String, _ message: String, expectedSeq: UInt64? = nil, changeSet: String? = nil
+        _ status: Int, code: String, _ message: String, expectedSeq: UInt64? = nil, changeSet: String? = nil,
+        problems: [ProblemV1]? = nil
     ) -> HubReply {
         json(
             status,
-            ErrorBody(error: .init(code: code, message: message, expectedSeq: expectedSeq, changeSet: changeSet)))
+            ErrorBody(
+                error: .init(
+                    code: code, message: message, expectedSeq: expectedSeq, changeSet: changeSet, problems: problems)))
     }
 }
 

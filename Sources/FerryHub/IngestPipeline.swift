@@ -144,7 +144,12 @@ public struct IngestPipeline: Sendable {
                         "agent \(agent.id) of commune \(agent.commune) wrote record \(rid) of commune \(scope.commune): refused"
                     )
                 }
-                if let old = known[rid], old != scope {
+                // SPEC §7.3.1: a record the hub migrated to a newer version of its
+                // form still takes writes made under the older one (an agent offline
+                // since); they are validated against the record's version at the hub.
+                if let old = known[rid], old != scope,
+                    !(old.formID == scope.formID && old.commune == scope.commune && scope.formVersion < old.formVersion)
+                {
                     throw HubError(
                         .scope, "record \(rid) already belongs to \(old.formID) v\(old.formVersion) in \(old.commune)")
                 }
@@ -156,7 +161,8 @@ public struct IngestPipeline: Sendable {
             var refused: [RefusedWrite] = []
             for w in cs.body.writes {
                 try? clock.observe(w.id.hlc)
-                guard let scope = cs.body.scopes[w.record] else { continue }
+                guard let sent = cs.body.scopes[w.record] else { continue }
+                let scope = known[w.record] ?? sent
                 if let reason = Self.violation(w, scope: scope, forms: forms) {
                     refused.append(RefusedWrite(w, reason: reason))
                 } else {
@@ -167,7 +173,8 @@ public struct IngestPipeline: Sendable {
             // Merge (§8.3), conflicts (§8.6) and progress (the deleted flag), per record.
             let batches = valid.keys.sorted().compactMap { rid in
                 cs.body.scopes[rid].map {
-                    RecordBatch(record: rid, scope: $0, isNew: known[rid] == nil, writes: valid[rid] ?? [])
+                    RecordBatch(
+                        record: rid, scope: known[rid] ?? $0, isNew: known[rid] == nil, writes: valid[rid] ?? [])
                 }
             }
             let merges = try tx.merge(batches, changeSet: h.id, atMillis: now)

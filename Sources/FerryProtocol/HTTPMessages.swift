@@ -9,15 +9,34 @@ public struct ErrorBody: Codable, Sendable {
         public var message: String
         public var expectedSeq: UInt64?
         public var changeSet: String?
-        public init(code: String, message: String, expectedSeq: UInt64? = nil, changeSet: String? = nil) {
+        /// Every problem found, when a definition (form, campaign, CSV) was refused (SPEC §9.6).
+        public var problems: [ProblemV1]?
+        public init(
+            code: String, message: String, expectedSeq: UInt64? = nil, changeSet: String? = nil,
+            problems: [ProblemV1]? = nil
+        ) {
             self.code = code
             self.message = message
             self.expectedSeq = expectedSeq
             self.changeSet = changeSet
+            self.problems = problems
         }
     }
     public var error: Detail
     public init(error: Detail) { self.error = error }
+}
+
+/// One problem of a refused definition: a typed code, where it is, and what to change.
+public struct ProblemV1: Codable, Sendable, Equatable {
+    public var code: String
+    /// The field, commune or CSV row concerned, when there is one.
+    public var at: String?
+    public var message: String
+    public init(code: String, at: String? = nil, message: String) {
+        self.code = code
+        self.at = at
+        self.message = message
+    }
 }
 
 /// JSON coding shared by the hub and its clients: snake_case keys.

@@ -69,3 +69,19 @@ extension AgentStore {
         }
     }
 }
+
+extension AgentStore {
+    /// The refusals the hub reported for one record, newest first per field.
+    public func quarantined(record: RecordID) throws -> [LocalQuarantine] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM quarantined WHERE record = ? ORDER BY created_ms DESC",
+                arguments: [Columns.blob(record)]
+            ).map { r in
+                LocalQuarantine(
+                    record: record.description, field: r["field"], value: r["value"], reason: r["reason"],
+                    timeMs: UInt64(clamping: r["created_ms"] as Int64))
+            }
+        }
+    }
+}

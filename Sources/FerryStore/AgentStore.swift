@@ -203,9 +203,12 @@ public final class AgentStore: Sendable {
         }
     }
 
-    /// The form `id` at `version`, or its newest version when `version` is nil.
+    /// The form `id` at `version`, or when `version` is nil its newest version
+    /// that is not retired (new records take it; SPEC §9.6).
     public func form(_ id: String, version: Int? = nil) throws -> FormDefinition? {
-        try forms().first { $0.id == id && (version == nil || $0.version == version) }
+        let all = try forms().filter { $0.id == id }
+        if let version { return all.first { $0.version == version } }
+        return all.filter { $0.retired != true }.max { $0.version < $1.version }
     }
 
     // MARK: record rows
@@ -680,7 +683,14 @@ public final class AgentStore: Sendable {
             var changed = 0
             for (id, writes) in byRecord.sorted(by: { $0.key < $1.key }) {
                 var stored: Stored
-                if let s = try Self.load(id, db) {
+                if var s = try Self.load(id, db) {
+                    // The hub migrated the record to a newer version of its form (SPEC §7.3.1).
+                    if let scope = body.scopes[id], scope.formID == s.scope.formID, scope.commune == s.scope.commune,
+                        scope.formVersion > s.scope.formVersion
+                    {
+                        s.scope = scope
+                        try Self.store(id, s, db)
+                    }
                     stored = s
                 } else {
                     guard let scope = body.scopes[id] else { continue }

@@ -54,52 +54,35 @@ public struct HubError: Error, Sendable, CustomStringConvertible {
         case badToken = "bad_token", revoked, unknownAgent = "unknown_agent", scope, notFound = "not_found"
         case badRequest = "bad_request", conflict, formImmutable = "form_immutable", cursorAhead = "cursor_ahead"
         case badKey = "bad_key"
+        /// `conflicts resolve` named a field with no open conflict.
+        case noConflict = "no_conflict"
+        /// A form or campaign definition failed validation; the problems are listed.
+        case invalidForm = "invalid_form", invalidCampaign = "invalid_campaign"
+        /// The request names a state the item is not in (a closed quarantine entry, a published draft).
+        case wrongState = "wrong_state"
+    }
+
+    /// The HTTP status an operator endpoint answers this refusal with.
+    public var httpStatus: Int {
+        switch code {
+        case .notFound: 404
+        case .noConflict, .wrongState, .conflict, .formImmutable: 409
+        case .invalidForm, .invalidCampaign: 422
+        case .badToken: 401
+        case .revoked: 403
+        default: 400
+        }
     }
     public let code: Code
     public let message: String
-    public init(_ code: Code, _ message: String) {
+    /// Each problem found, for `invalid_form` and `invalid_campaign`.
+    public let problems: [ProblemV1]
+    public init(_ code: Code, _ message: String, problems: [ProblemV1] = []) {
         self.code = code
         self.message = message
+        self.problems = problems
     }
     public var description: String { message }
-}
-
-/// One open conflict with full provenance, for operators.
-public struct ConflictReport: Sendable, Codable, Equatable {
-    public struct Side: Sendable, Codable, Equatable {
-        public var write: String
-        public var origin: String
-        public var commune: String?
-        public var timeMs: UInt64
-        public var value: String
-        public var valueType: String
-    }
-    public var record: String
-    public var field: String
-    public var kind: String
-    public var commune: String
-    /// Highest write first: `sides[0]` is the value shown.
-    public var sides: [Side]
-}
-
-/// A value the hub refused to merge, kept with its reason.
-public struct QuarantineEntry: Sendable, Codable, Equatable {
-    public var id: Int64
-    public var changeSet: String
-    public var origin: String
-    public var record: String
-    public var field: String
-    public var value: String
-    public var reason: String
-    public var timeMs: UInt64
-}
-
-/// Campaign progress in one commune.
-public struct ProgressRow: Sendable, Codable, Equatable {
-    public var commune: String
-    public var name: String
-    public var records: Int
-    public var target: Int
 }
 
 /// The record as the hub holds it: every field's leaves.
@@ -110,16 +93,4 @@ public struct HubRecordView: Sendable, Equatable {
 
     public var isDeleted: Bool { leaves[deletedField]?.winner?.value == .bool(true) }
     public var winners: [String: Value] { leaves.compactMapValues { $0.winner?.value } }
-}
-
-/// One signed change set in the audit trail.
-public struct AuditEntry: Sendable, Codable, Equatable {
-    public var changeSet: String
-    public var origin: String
-    public var seqFrom: UInt64
-    public var seqTo: UInt64
-    public var receivedMs: UInt64
-    public var writes: Int
-    /// The author's signature still verifies against the key on record.
-    public var signatureValid: Bool
 }

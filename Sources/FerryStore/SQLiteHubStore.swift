@@ -92,6 +92,7 @@ public final class SQLiteHubStore: Sendable {
             }
         }
         registerOperatorMigrations(&m)
+        Self.migrateOperator(&m)
         return m
     }
 
@@ -185,8 +186,11 @@ public final class SQLiteHubStore: Sendable {
                 let old = try Data.fetchOne(
                     db, sql: "SELECT json FROM catalog WHERE kind = 'form' AND key = ?", arguments: [key])
             {
-                let a = try? JSONDecoder().decode(FormDefinition.self, from: old)
-                let b = try? JSONDecoder().decode(FormDefinition.self, from: Data(json))
+                var a = try? JSONDecoder().decode(FormDefinition.self, from: old)
+                var b = try? JSONDecoder().decode(FormDefinition.self, from: Data(json))
+                // Retiring is the one change a version takes (SQLiteHubStore+Lifecycle).
+                a?.retired = nil
+                b?.retired = nil
                 if a == b { return }
                 throw HubError(
                     .formImmutable, "form \(key) is already published with other content: publish it as a new version")
@@ -484,65 +488,36 @@ public final class SQLiteHubStore: Sendable {
         }
     }
 
-    /// Open conflicts with provenance.
+    /// Open conflicts with provenance, oldest first (the first page; see ``conflictPage(_:after:limit:)``).
     public func conflicts(limit: Int = 200) throws -> [ConflictReport] {
         try pool.read { db in
-            let agents = Dictionary(
-                try Row.fetchAll(db, sql: "SELECT id, commune FROM agents").map {
-                    ($0["id"] as String, $0["commune"] as String)
-                },
-                uniquingKeysWith: { a, _ in a })
-            var out: [ConflictReport] = []
-            for row in try Row.fetchAll(
-                db, sql: "SELECT * FROM conflicts ORDER BY detected_ms, record, field LIMIT ?", arguments: [limit])
-            {
-                guard let rid = Columns.record(row["record"]), let view = try Self.hubView(rid, db) else { continue }
-                let field: String = row["field"]
-                let kind: String = row["kind"]
-                let all = ConflictRules.conflicts(record: rid, registers: view.leaves).filter {
-                    $0.field == field && $0.kind.rawValue == kind
-                }
-                var writes: [FieldWrite] = []
-                for c in all { for w in c.writes where !writes.contains(w) { writes.append(w) } }
-                let sides = writes.map { w in
-                    ConflictReport.Side(
-                        write: w.id.description, origin: w.id.origin.rawValue,
-                        commune: w.id.origin == .hub ? nil : agents[w.id.origin.rawValue], timeMs: w.id.hlc.millis,
-                        value: (w.field == deletedField ? "\(deletedField)=" : "") + w.value.display,
-                        valueType: w.value.typeName)
-                }
-                out.append(
-                    ConflictReport(
-                        record: rid.description, field: field, kind: kind, commune: row["commune"], sides: sides))
-            }
-            return out
+            let agents = try Self.agentCommunes(db)
+            return try Row.fetchAll(
+                db, sql: "SELECT * FROM conflicts ORDER BY detected_ms, record, field LIMIT ?", arguments: [limit]
+            ).compactMap { try Self.conflictReport($0, db: db, agents: agents) }
         }
     }
 
+    /// Open quarantine entries, oldest first (the first page; see ``quarantinePage(status:after:limit:)``).
     public func quarantine(limit: Int = 200) throws -> [QuarantineEntry] {
-        try pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM quarantine WHERE status = 'open' ORDER BY id LIMIT ?", arguments: [limit]
-            ).map { r in
-                QuarantineEntry(
-                    id: r["id"], changeSet: hex([UInt8]((r["changeset"] as Data?) ?? Data())), origin: r["origin"],
-                    record: Columns.record(r["record"])?.description ?? "?", field: r["field"],
-                    value: Columns.value(tag: r["t"], r["v"] as DatabaseValue).display, reason: r["reason"],
-                    timeMs: UInt64(clamping: r["created_ms"] as Int64))
-            }
-        }
+        try quarantinePage(after: nil, limit: limit).items
     }
 
-    /// Campaign progress per commune: live records of the campaign's form.
+    /// Campaign progress per commune: live records of the campaign's form
+    /// created in its period (a record's UUIDv7 id carries its creation time,
+    /// so the period is a range of ids).
     public func progress(campaign: CampaignDefinition) throws -> [ProgressRow] {
         let names = Dictionary(try communes().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let period = campaign.periodMillis ?? (0, UInt64(1) << 48)
         return try pool.read { db in
             let counts = Dictionary(
                 try Row.fetchAll(
                     db,
-                    sql:
-                        "SELECT commune, count(*) AS n FROM records WHERE form_id = ? AND deleted = 0 GROUP BY commune",
-                    arguments: [campaign.formID]
+                    sql: """
+                        SELECT commune, count(*) AS n FROM records WHERE form_id = ? AND deleted = 0
+                        AND id >= ? AND id < ? GROUP BY commune
+                        """,
+                    arguments: [campaign.formID, Self.idBound(period.start), Self.idBound(period.end)]
                 ).map { ($0["commune"] as String, $0["n"] as Int) }, uniquingKeysWith: { a, _ in a })
             return Set(campaign.targets.keys).union(counts.keys).sorted().map {
                 ProgressRow(

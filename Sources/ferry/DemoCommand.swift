@@ -62,7 +62,8 @@ struct DemoCommand: AsyncParsableCommand {
 
         step("4. \(communes[2].1) loses its link (agent stopped) and keeps working offline")
         if let p = procs["a3"] { Spawn.stop(p) }
-        try sp.run(["records", "import", "a3.csv", "--dir", "a3"])
+        // The same file a second time, on purpose: a re-import is refused without --again.
+        try sp.run(["records", "import", "a3.csv", "--again", "--dir", "a3"])
         let a3Store = try AgentHome(directory: dir + "/a3").store()
         let offlineRecord = try a3Store.records(limit: 100).last.map(\.id.description) ?? ""
         try sp.run(["records", "edit", offlineRecord, "status=needs_fix", "members=4", "--dir", "a3"])

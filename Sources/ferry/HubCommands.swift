@@ -102,7 +102,22 @@ struct HubServe: AsyncParsableCommand {
         }
         let group = ServiceGroup(
             configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            let text = String(describing: error)
+            if text.contains("Address already in use") || text.contains("errno: 98") {
+                throw UserError(
+                    "port \(port) on \(host) is already in use (another ferry hub, or another program): stop that one, or choose another port with --port (--port 0 takes any free port)"
+                )
+            }
+            if text.contains("Cannot assign requested address") || text.contains("errno: 99") {
+                throw UserError(
+                    "\(host) is not an address of this machine: use --host 127.0.0.1, 0.0.0.0 or one of its own addresses"
+                )
+            }
+            throw error
+        }
         // Remove hub.url only if it is still the one this process wrote.
         if let mine = written.withLock({ $0 }), (try? String(contentsOfFile: urlPath, encoding: .utf8)) == mine {
             try? FileManager.default.removeItem(atPath: urlPath)
@@ -128,13 +143,20 @@ struct HubToken: AsyncParsableCommand {
 struct HubAgents: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agents", abstract: "List agents: last contact, lag, clock skew, errors.")
+    @OptionGroup var page: PageOptions
     @OptionGroup var hub: HubOptions
     @Flag var json = false
 
     func run() async throws {
-        let agents = try await hub.client().call("GET", "agents", as: [AgentJSON].self)
-        if json { return try printJSON(agents) }
-        if agents.isEmpty { print("No agents enrolled yet. Issue a token: ferry hub token --commune CODE") }
+        let p = try await hub.client().list("agents", [], page, as: AgentJSON.self)
+        if json { return try printJSON(p) }
+        let agents = p.items
+        defer {
+            print(pageFooter(agents.count, remaining: p.remaining, next: p.nextCursor, command: "ferry hub agents"))
+        }
+        if agents.isEmpty && page.cursor == nil {
+            print("No agents enrolled yet. Issue a token: ferry hub token --commune CODE")
+        }
         for a in agents {
             let skew = a.lastSkewMs.map { abs($0) > 120_000 ? " clock off by \($0 / 1000) s!" : "" } ?? ""
             print(

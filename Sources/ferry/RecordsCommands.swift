@@ -1,7 +1,9 @@
 import ArgumentParser
 import FerryAgent
 import FerryCore
+import FerryCrypto
 import FerryHub
+import FerryProtocol
 import FerryStore
 import Foundation
 
@@ -11,7 +13,7 @@ struct RecordsCommand: AsyncParsableCommand {
         subcommands: [
             RecordsAdd.self, RecordsEdit.self, RecordsDelete.self, RecordsUndelete.self, RecordsList.self,
             RecordsShow.self,
-            RecordsImport.self,
+            RecordsImport.self, RecordsExport.self,
         ])
 }
 
@@ -79,7 +81,10 @@ struct RecordsEdit: AsyncParsableCommand {
         commandName: "edit", abstract: "Change fields of a record: ferry records edit ID status=verified")
     @Argument var id: String
     @Argument(help: "field=value pairs.") var values: [String]
-    @Flag(help: "At the hub: name every leaf, resolving conflicts on these fields.") var resolve = false
+    @Flag(
+        help:
+            "At the hub: keep open conflicts on these fields (by default an operator's edit names every value it replaces, which closes them)."
+    ) var keepConflict = false
     @OptionGroup var target: Target
 
     func run() async throws {
@@ -88,7 +93,8 @@ struct RecordsEdit: AsyncParsableCommand {
         if target.atHub {
             _ = try await target.hub.client().call(
                 "POST", "records/\(rid)",
-                body: RecordWriteRequest(values: Dictionary(p, uniquingKeysWith: { $1 }), resolve: resolve),
+                body: RecordWriteRequest(
+                    values: Dictionary(p, uniquingKeysWith: { $1 }), resolve: keepConflict ? false : nil),
                 as: HubRecordJSON.self)
             print("updated at the hub")
             return
@@ -159,44 +165,62 @@ struct RecordOut: Codable {
     var formVersion: Int
     var commune: String
     var deleted: Bool
-    var values: [String: String]
+    /// Field values with their JSON type kept.
+    var values: [String: JSONValue]
 }
 
 func recordOut(_ v: RecordView) -> RecordOut {
     RecordOut(
         id: v.id.description, form: v.scope.formID, formVersion: v.scope.formVersion, commune: v.scope.commune,
         deleted: v.isDeleted,
-        values: v.values.mapValues(\.display))
+        values: v.values.mapValues(JSONValue.init))
 }
 
 struct RecordsList: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List records, newest first.")
-    @Option var limit = 20
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List records, newest first, a page at a time (the last line says how many more).")
     @Flag(help: "Include deleted records.") var all = false
     @Option(help: "With --at-hub: only this commune.") var commune: String?
+    @Option(help: "With --at-hub: only this form.") var form: String?
+    @OptionGroup var page: PageOptions
     @OptionGroup var target: Target
     @Flag var json = false
 
     func run() async throws {
         if target.atHub {
-            let q = "records?limit=\(limit)" + (commune.map { "&commune=\($0)" } ?? "")
-            let rs = try await target.hub.client().call("GET", q, as: [HubRecordJSON].self)
-            if json { return try printJSON(rs) }
-            for r in rs {
+            let p = try await target.hub.client().list(
+                "records",
+                [("commune", commune), ("form", form), ("include_deleted", all ? "true" : nil)], page,
+                as: HubRecordJSON.self)
+            if json { return try printJSON(p) }
+            for r in p.items {
                 print(
-                    "\(r.id)  \(r.commune)  \(r.fields["owner_name"]?.value ?? "")  \(r.fields["status"]?.value ?? "")\(r.deleted ? "  [deleted]" : "")"
+                    "\(r.id)  \(r.commune)  \(r.fields["owner_name"]?.value.text ?? "")  \(r.fields["status"]?.value.text ?? "")\(r.deleted ? "  [deleted]" : "")"
                 )
             }
+            print(
+                pageFooter(
+                    p.items.count, remaining: p.remaining, next: p.nextCursor, command: "ferry records list --at-hub"))
             return
         }
-        let rs = try target.agent.home.store().records(limit: limit, includeDeleted: all)
-        if json { return try printJSON(rs.map(recordOut)) }
+        let store = try target.agent.home.store()
+        let rs = try store.records(limit: page.limit, includeDeleted: all)
+        let c = try store.counts()
+        let total = all ? c.records : c.records - c.deleted
+        if json {
+            return try printJSON(PageV1(items: rs.map(recordOut), nextCursor: nil, remaining: max(0, total - rs.count)))
+        }
         for r in rs {
             let v = r.values
             print(
                 "\(r.id)  \(v["owner_name"]?.display ?? "")  \(v["status"]?.display ?? "")\(r.isDeleted ? "  [deleted]" : "")"
             )
         }
+        print(
+            total > rs.count
+                ? "(\(rs.count) of \(total) shown, newest first; more with --limit up to \(PageLimit.maximum))"
+                : "(\(rs.count) shown, end of the list)")
     }
 }
 
@@ -217,15 +241,30 @@ struct RecordsShow: AsyncParsableCommand {
             }
             return
         }
-        guard let r = try target.agent.home.store().record(rid) else {
+        let store = try target.agent.home.store()
+        guard let r = try store.record(rid) else {
             throw UserError("record \(rid) is not in this replica")
         }
         if json { return try printJSON(recordOut(r)) }
         print(
             "\(r.id)  form \(r.scope.formID) v\(r.scope.formVersion)  commune \(r.scope.commune)\(r.isDeleted ? "  [deleted]" : "")"
         )
+        // SPEC §8.9: a value the hub refused shows its reason next to it, so
+        // the clerk sees why the value is not what they typed.
+        var refused: [String: LocalQuarantine] = [:]
+        for q in try store.quarantined(record: rid) where refused[q.field] == nil { refused[q.field] = q }
         for (k, w) in r.fields.sorted(by: { $0.key < $1.key }) where k != deletedField {
             print("  \(k) = \(w.value.display)   (\(w.id))")
+            if let q = refused.removeValue(forKey: k) {
+                print(
+                    "      REFUSED BY THE HUB: '\(q.value)' (\(ago(q.timeMs))): \(q.reason). Correct it with ferry records edit \(rid) \(k)=VALUE"
+                )
+            }
+        }
+        for (k, q) in refused.sorted(by: { $0.key < $1.key }) {
+            print(
+                "  \(k) = ∅   REFUSED BY THE HUB: '\(q.value)' (\(ago(q.timeMs))): \(q.reason). Correct it with ferry records edit \(rid) \(k)=VALUE"
+            )
         }
     }
 }
@@ -233,42 +272,89 @@ struct RecordsShow: AsyncParsableCommand {
 struct RecordsImport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Import records from a CSV file whose header names form fields (all rows or none).")
+        abstract:
+            "Import records from a CSV file (RFC 4180, UTF-8, first row names the fields): all rows or none, each file once."
+    )
     @Argument var file: String
     @Option var form = "land-record"
-    @OptionGroup var agent: AgentDir
+    @Option(help: "With --at-hub: the commune the records belong to.") var commune: String?
+    @Flag(help: "Import a file that was imported before (otherwise refused).") var again = false
+    @OptionGroup var target: Target
 
     func run() async throws {
-        let home = agent.home
+        guard let data = FileManager.default.contents(atPath: file) else { throw UserError("cannot read \(file)") }
+        let bytes = [UInt8](data)
+        if target.atHub {
+            guard let commune else { throw UserError("--commune CODE is needed with --at-hub") }
+            let r = try await target.hub.client().raw(
+                "records/import"
+                    + queryString([("form", form), ("commune", commune), ("again", again ? "true" : nil)]),
+                body: bytes)
+            let result = try HubJSON.decoder.decode(CSVImportResultV1.self, from: Data(r))
+            print(
+                "imported \(result.imported) records of \(result.form) v\(result.version) for commune \(result.commune) at the hub"
+            )
+            return
+        }
+        let home = target.agent.home
         let store = try home.store()
         guard let f = try store.form(form) else {
             throw UserError("form \(form) is not known here yet: run `ferry agent sync`")
         }
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-            throw UserError("cannot read \(file) as UTF-8")
-        }
-        var lines = text.split(whereSeparator: \.isNewline).map(String.init)
-        guard !lines.isEmpty else { throw UserError("\(file) is empty") }
-        let header = lines.removeFirst().split(separator: ",").map {
-            String($0).trimmingCharacters(in: .whitespaces).nfc
-        }
-        var rows: [[String: Value]] = []
-        for (i, line) in lines.enumerated() {
-            let cols = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            guard cols.count == header.count else {
-                throw UserError("line \(i + 2): \(cols.count) columns, header has \(header.count)")
-            }
-            var row: [String: Value] = [:]
-            for (k, v) in zip(header, cols) {
-                row[k] = try parseText(f, k, v, context: "line \(i + 2), nothing was imported: ")
-            }
-            rows.append(row)
-        }
         do {
+            let table = try RecordsCSV.parse(bytes)
+            let key = "csv_import." + hex(table.digest.prefix(16))
+            if !again, let seen = try store.meta(key) {
+                throw UserError(
+                    "\(file) was already imported here (\(seen)): nothing was imported again. To import it anyway: add --again"
+                )
+            }
+            let rows = try RecordsCSV.values(table, form: f)
             let ids = try store.createMany(form: f, commune: try home.config().commune, rows: rows)
-            print("imported \(ids.count) records")
+            try store.setMeta([key: "\(ids.count) records, \(Date())"])
+            print("imported \(ids.count) records from \(file)")
+        } catch let e as CSVImportError {
+            throw UserError("\(file): \(e.message)\(e.code == .badValue ? "" : "; nothing was imported")")
         } catch let e as FormError {
             throw UserError("\(e.message); nothing was imported")
+        }
+    }
+}
+
+struct RecordsExport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Export the hub's records of a form as CSV (UTF-8 with BOM, so Excel shows Vietnamese correctly).")
+    @Option(help: "Form id.") var form: String
+    @Option(help: "Only this commune.") var commune: String?
+    @Option(help: "Only records made in this campaign's period (and of its form).") var campaign: String?
+    @Option(help: "Write to this file (default: standard output).") var out: String?
+    @OptionGroup var hub: HubOptions
+
+    func run() async throws {
+        let client = try hub.client()
+        let forms = try await client.call("GET", "forms", as: [FormDefinition].self).filter { $0.id == form }
+        guard let newest = forms.max(by: { $0.version < $1.version }) else {
+            throw UserError("form \(form) is not published at the hub (ferry forms list)")
+        }
+        let p = try await client.list(
+            "records", [("form", form), ("commune", commune), ("campaign", campaign)], limit: PageLimit.maximum,
+            cursor: nil, allPages: true, as: HubRecordJSON.self)
+        // Columns: the newest version's fields, then any other field a record holds.
+        var fields = newest.fields.map(\.name)
+        let extra = Set(p.items.flatMap(\.fields.keys)).subtracting(fields).subtracting([deletedField]).sorted()
+        fields += extra
+        let rows = p.items.map { r in
+            [r.id, r.commune, String(r.formVersion)] + fields.map { r.fields[$0]?.value.text ?? "" }
+        }
+        let bytes = RecordsCSV.export(header: ["id", "commune", "form_version"] + fields, rows: rows)
+        if let out {
+            guard FileManager.default.createFile(atPath: out, contents: Data(bytes)) else {
+                throw UserError("cannot write \(out)")
+            }
+            FileHandle.standardError.write(Data("exported \(rows.count) records to \(out)\n".utf8))
+        } else {
+            FileHandle.standardOutput.write(Data(bytes))
         }
     }
 }

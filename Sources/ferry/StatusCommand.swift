@@ -2,6 +2,7 @@ import ArgumentParser
 import FerryAgent
 import FerryCore
 import FerryHub
+import FerryProtocol
 import FerryStore
 import Foundation
 
@@ -228,8 +229,21 @@ struct StatusCommand: AsyncParsableCommand {
         print(
             "Agents: \(t["agents"] ?? 0) active, \(t["agents_revoked"] ?? 0) revoked. Stream at #\(t["stream_seq"] ?? 0)."
         )
+        if s.attention.isEmpty {
+            print("No commune needs attention.")
+        } else {
+            print("Needs attention first (\(s.attention.count) commune(s)):")
+            for c in s.attention.prefix(10) {
+                print("  \(c.name) [\(c.commune)]: \(c.reasons.joined(separator: "; "))")
+            }
+            if s.attention.count > 10 {
+                print("  … and \(s.attention.count - 10) more: ferry status --at-hub --json")
+            }
+        }
+        if !s.agents.isEmpty { print("Agents:") }
         for a in s.agents {
-            let state = a.status != "active" ? a.status.uppercased() : (a.lag == 0 ? "in sync" : "behind by \(a.lag)")
+            let state =
+                a.status != "active" ? a.status.uppercased() : (a.lag == 0 ? "up to date" : "behind by \(a.lag)")
             print(
                 "  \(a.communeName) [\(a.commune)]  \(state), last seen \(ago(a.lastSeenMs))\(a.lastError.map { "  error: \($0)" } ?? "")"
             )
@@ -237,48 +251,10 @@ struct StatusCommand: AsyncParsableCommand {
     }
 }
 
-struct FormsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "forms", abstract: "Publish and list forms (hub operator).",
-        subcommands: [FormsPublish.self, FormsList.self])
-}
-
-struct FormsPublish: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "publish", abstract: "Publish a form version from a JSON file; versions are immutable.")
-    @Argument var file: String
-    @OptionGroup var hub: HubOptions
-
-    func run() async throws {
-        guard let data = FileManager.default.contents(atPath: file) else { throw UserError("cannot read \(file)") }
-        let form: FormDefinition
-        do { form = try JSONDecoder().decode(FormDefinition.self, from: data) } catch {
-            throw UserError("\(file) is not a form: \(error)")
-        }
-        let problems = form.problems()
-        if !problems.isEmpty { throw UserError("the form is not valid: \(problems.joined(separator: "; "))") }
-        _ = try await hub.client().raw("forms", body: [UInt8](data))
-        print(
-            "published form \(form.id) v\(form.version) (\(form.fields.count) fields); agents receive it at their next sync"
-        )
-    }
-}
-
-struct FormsList: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List published forms.")
-    @OptionGroup var hub: HubOptions
-    @Flag var json = false
-    func run() async throws {
-        let forms = try await hub.client().call("GET", "forms", as: [FormDefinition].self)
-        if json { return try printJSON(forms) }
-        for f in forms { print("\(f.id) v\(f.version)  \(f.title)  (\(f.fields.count) fields)") }
-    }
-}
-
 struct CampaignsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "campaigns", abstract: "Campaign progress per commune (hub operator).",
-        subcommands: [CampaignsList.self, CampaignsPublish.self])
+        subcommands: [CampaignsList.self, CampaignsPublish.self, CampaignsTargets.self])
 }
 
 struct CampaignsList: AsyncParsableCommand {
@@ -304,18 +280,6 @@ struct CampaignsList: AsyncParsableCommand {
     }
 }
 
-struct CampaignsPublish: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "publish", abstract: "Publish or update a campaign from a JSON file.")
-    @Argument var file: String
-    @OptionGroup var hub: HubOptions
-    func run() async throws {
-        guard let data = FileManager.default.contents(atPath: file) else { throw UserError("cannot read \(file)") }
-        _ = try await hub.client().raw("campaigns", body: [UInt8](data))
-        print("published campaign from \(file)")
-    }
-}
-
 struct ConflictsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conflicts", abstract: "Open conflicts and their resolution (hub operator).",
@@ -324,24 +288,41 @@ struct ConflictsCommand: AsyncParsableCommand {
 
 struct ConflictsList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "list", abstract: "List open conflicts with who wrote what, where and when.")
+        commandName: "list",
+        abstract: "List open conflicts with who wrote what, where and when, a page at a time.")
+    @Option(help: "Only conflicts in this commune (code).") var commune: String?
+    @Option(help: "Only records of this form.") var form: String?
+    @Option(help: "Only conflicts on this field.") var field: String?
+    @Option(help: "Only conflicts open for at least this many hours.") var olderThanHours: Int?
+    @OptionGroup var page: PageOptions
     @OptionGroup var hub: HubOptions
     @Flag var json = false
     func run() async throws {
-        let cs = try await hub.client().call("GET", "conflicts", as: [ConflictReport].self)
-        if json { return try printJSON(cs) }
-        if cs.isEmpty { print("No open conflicts.") }
-        for c in cs {
+        let p = try await hub.client().list(
+            "conflicts",
+            [
+                ("commune", commune), ("form", form), ("field", field?.nfc),
+                ("older_than_hours", olderThanHours.map(String.init)),
+            ], page, as: ConflictReport.self)
+        if json { return try printJSON(p) }
+        if p.items.isEmpty && page.cursor == nil {
             print(
-                "\(c.kind == "edit_vs_delete" ? "EDIT vs DELETE" : "CONCURRENT EDITS")  record \(c.record)  field \(c.field)  commune \(c.commune)"
+                "No open conflicts\(commune == nil && form == nil && field == nil && olderThanHours == nil ? "" : " matching these filters")."
+            )
+        }
+        for c in p.items {
+            print(
+                "\(c.kind == "edit_vs_delete" ? "EDIT vs DELETE" : "CONCURRENT EDITS")  record \(c.record)  field \(c.field)  commune \(c.commune)  open \(ago(c.detectedMs).replacingOccurrences(of: " ago", with: ""))"
             )
             for (i, s) in c.sides.enumerated() {
                 let when = Date(timeIntervalSince1970: Double(s.timeMs) / 1000)
+                let shown = (s.field == c.field ? "" : "\(s.field)=") + s.value.description
                 print(
-                    "   \(i == 0 ? "shown " : "kept  ") \(s.value)   by \(s.origin)\(s.commune.map { " (\($0))" } ?? "") at \(when)"
+                    "   \(i == 0 ? "shown " : "kept  ") \(shown)   by \(s.origin)\(s.commune.map { " (\($0))" } ?? "") at \(when)"
                 )
             }
         }
+        print(pageFooter(p.items.count, remaining: p.remaining, next: p.nextCursor, command: "ferry conflicts list"))
     }
 }
 
@@ -362,14 +343,30 @@ struct ConflictsResolve: AsyncParsableCommand {
 
 struct QuarantineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "quarantine", abstract: "Values the hub refused to merge, with the reason.")
+        commandName: "quarantine", abstract: "Values the hub refused to merge, with the reason.",
+        subcommands: [QuarantineList.self, QuarantineShow.self, QuarantineFix.self, QuarantineRelease.self],
+        defaultSubcommand: QuarantineList.self)
+}
+
+struct QuarantineList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List quarantined values, oldest first, a page at a time.")
+    @Option(help: "open (default), fixed, released or all.") var status = "open"
+    @OptionGroup var page: PageOptions
     @OptionGroup var hub: HubOptions
     @Flag var json = false
     func run() async throws {
-        let q = try await hub.client().call("GET", "quarantine", as: [QuarantineEntry].self)
-        if json { return try printJSON(q) }
-        if q.isEmpty { print("Nothing in quarantine.") }
-        for e in q { print("#\(e.id) \(e.record).\(e.field) = \(e.value) from \(e.origin): \(e.reason)") }
+        let p = try await hub.client().list("quarantine", [("status", status)], page, as: QuarantineEntry.self)
+        if json { return try printJSON(p) }
+        if p.items.isEmpty && page.cursor == nil {
+            print("Nothing in quarantine\(status == "open" ? "" : " (\(status))").")
+        }
+        for e in p.items {
+            print(
+                "#\(e.id) \(e.record).\(e.field) = \(e.value) from \(e.origin): \(e.reason)\(e.status == QuarantineStatus.open ? "" : "  [\(e.status) by \(e.closedBy ?? "?")]")"
+            )
+        }
+        print(pageFooter(p.items.count, remaining: p.remaining, next: p.nextCursor, command: "ferry quarantine list"))
     }
 }
 
@@ -377,11 +374,15 @@ struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit", abstract: "Trace a record's values to the signed change sets that wrote them.")
     @Argument var record: String
+    @OptionGroup var page: PageOptions
     @OptionGroup var hub: HubOptions
     @Flag var json = false
     func run() async throws {
-        let a = try await hub.client().call("GET", "audit/\(record)", as: [AuditEntry].self)
-        if json { return try printJSON(a) }
+        guard let rid = RecordID(record) else { throw UserError("'\(record)' is not a record id") }
+        let p = try await hub.client().list("audit/\(rid)", [], page, as: AuditEntry.self)
+        if json { return try printJSON(p) }
+        let a = p.items
+        defer { print(pageFooter(a.count, remaining: p.remaining, next: p.nextCursor, command: "ferry audit \(rid)")) }
         if a.isEmpty { print("No agent change set wrote the current values (they are hub operator writes).") }
         for e in a {
             print(

@@ -64,8 +64,10 @@ struct ClonedReplicaEndToEndTests {
 
         // The hub shows it: on the agent, in `hub agents` and in metrics.
         let original = try agentStore(pc1).1.agentID
+        struct Page: Decodable { var items: [AgentsJSON] }
         let agents = try decodeJSON(
-            [AgentsJSON].self, try await sb.ok(["hub", "agents", "--hub-dir", hub.dir, "--json"]))
+            Page.self, try await sb.ok(["hub", "agents", "--hub-dir", hub.dir, "--json"])
+        ).items
         let marked = try #require(agents.first { $0.id == original })
         #expect(marked.clonedMs != nil && marked.clonedRefusals == 1, "\(agents)")
         let listing = try await sb.ok(["hub", "agents", "--hub-dir", hub.dir])

@@ -171,7 +171,9 @@ struct QuarantineTests {
         #expect(local.fields["status"] == accepted, "the replica shows the hub's accepted value again")
         #expect(local.values["members"] == .int(3))
         let q = try t.agent.quarantined()
-        #expect(q.count == 1 && q[0].field == "status" && q[0].value == "archived" && q[0].reason.contains("one of"))
+        #expect(
+            q.count == 1 && q[0].field == "status" && q[0].value == "archived"
+                && q[0].reason.contains("one of"))
         try t.download()
         #expect(try t.agent.fullState() == (try t.hub.winners(commune: Fixture.commune)))
     }

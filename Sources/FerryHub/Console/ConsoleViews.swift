@@ -166,12 +166,14 @@ enum ConsoleViews {
             count: total, shown: list.count, more: total > list.count, canResolve: who.may(.operator),
             role: who.role.rawValue, csrf: who.session.flatMap(service.access.csrf(session:)) ?? "",
             conflicts: list.map { c in
-                let deleteKind = c.field == deletedField || c.sides.contains { $0.value.hasPrefix("\(deletedField)=") }
+                let deleteKind = c.field == deletedField || c.sides.contains { $0.field == deletedField }
                 var sides = c.sides.map { s in
-                    SideView(
-                        value: s.value, who: s.commune.map { "\(names[$0] ?? $0) (\(short(s.origin)))" } ?? s.origin,
-                        time: utc(s.timeMs), keep: s.value.hasPrefix("\(deletedField)=") ? "" : s.value,
-                        button: s.value.hasPrefix("\(deletedField)=") ? "Confirm the delete" : "Keep this value")
+                    let isDelete = s.field == deletedField && c.field != deletedField
+                    return SideView(
+                        value: isDelete ? "\(deletedField)=\(s.value.text)" : s.value.text,
+                        who: s.commune.map { "\(names[$0] ?? $0) (\(short(s.origin)))" } ?? s.origin,
+                        time: utc(s.timeMs), keep: isDelete ? "" : s.value.text,
+                        button: isDelete ? "Confirm the delete" : "Keep this value")
                 }
                 if deleteKind {
                     // SPEC §8.7: an edit-vs-delete conflict is resolved on the record's `_deleted` field.
@@ -207,7 +209,7 @@ enum ConsoleViews {
             count: try service.store.totals()["quarantined"] ?? list.count,
             entries: list.map {
                 QuarantineRow(
-                    id: $0.id, record: $0.record, shortRecord: short($0.record), field: $0.field, value: $0.value,
+                    id: $0.id, record: $0.record, shortRecord: short($0.record), field: $0.field, value: $0.value.text,
                     reason: $0.reason, origin: short($0.origin), time: utc($0.timeMs))
             })
     }
@@ -285,7 +287,7 @@ enum ConsoleViews {
             version: j.formVersion, deleted: j.deleted,
             fields: j.fields.sorted { $0.key < $1.key }.map { k, f in
                 FieldRow(
-                    name: k, value: f.value, origin: f.write.split(separator: "@").last.map(String.init) ?? f.write,
+                    name: k, value: f.value.text, origin: f.write.split(separator: "@").last.map(String.init) ?? f.write,
                     leaves: f.leaves.joined(separator: " vs "), conflict: f.conflict)
             },
             actions: try service.store.operatorActions(record: j.id, limit: 100).map {
