@@ -163,7 +163,7 @@ public enum Seed {
       "title": "Chiến dịch số hóa dữ liệu đất đai 2025",
       "form": "land-record",
       "starts": "2025-08-01",
-      "ends": "2025-12-31",
+      "ends": "2027-12-31",
       "status": "active",
       "targets": {}
     }
