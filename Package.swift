@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
@@ -48,10 +49,19 @@ let package = Package(
         .target(
             name: "FerryHub",
             dependencies: [
-                "FerryStore", "FerryProtocol", "FerryCrypto",
+                "FerryStore", "FerryProtocol", "FerryCrypto", "FerryPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        // The hub's store on PostgreSQL (issue 10): several `ferry hub serve` processes, one database.
+        .target(
+            name: "FerryPostgres",
+            dependencies: [
+                "FerryStore", "FerryCore", "FerryProtocol",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .target(
@@ -69,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryCore", "FerryCrypto", "FerryProtocol", "FerryStore", "FerryAgent", "FerryHub",
+                "FerryCore", "FerryCrypto", "FerryProtocol", "FerryStore", "FerryAgent", "FerryHub", "FerryPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -82,7 +92,7 @@ let package = Package(
         .testTarget(
             name: "FerryStoreTests",
             dependencies: [
-                "FerryStore", "FerryHub", "FerryTesting", "FerryCore", "FerryProtocol", "FerryCrypto",
+                "FerryStore", "FerryHub", "FerryTesting", "FerryCore", "FerryProtocol", "FerryCrypto", "FerryPostgres",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),
@@ -95,6 +105,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "FerryCore", "FerryTesting", "FerryStore", "FerryAgent", "FerryProtocol", "FerryCrypto",
+                "FerryPostgres",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

@@ -2,7 +2,8 @@
 # Installs the system libraries Ferry links against, only when missing.
 set -euo pipefail
 need=()
-for pkg in libsodium-dev libsqlite3-dev libzstd-dev zlib1g-dev pkg-config; do
+# postgresql: the tests start a throwaway server of their own (scripts/pg-test.sh).
+for pkg in libsodium-dev libsqlite3-dev libzstd-dev zlib1g-dev pkg-config postgresql; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -71,7 +71,7 @@ final class PageSizeCalibration: Sendable {
 
 /// The hub's request handling, independent of the HTTP server (DESIGN §8).
 public final class HubService: Sendable {
-    public let store: SQLiteHubStore
+    public let store: any HubServiceStore
     public let identity: Identity
     public let operatorToken: String
     public let limits: EnvelopeLimits
@@ -83,7 +83,7 @@ public final class HubService: Sendable {
     let started = Date()
 
     public init(
-        store: SQLiteHubStore, identity: Identity, operatorToken: String, limits: EnvelopeLimits = .standard,
+        store: any HubServiceStore, identity: Identity, operatorToken: String, limits: EnvelopeLimits = .standard,
         logger: Logger
     ) {
         self.store = store
@@ -241,7 +241,7 @@ public final class HubService: Sendable {
                 }
             return .error(status, code: e.code.rawValue, e.message)
         case _ where storeFault(error) != nil:
-            let f = storeFault(error) ?? StoreFault(.ioError, path: store.path)
+            let f = storeFault(error) ?? StoreFault(.ioError, path: store.location)
             metrics.add("ferry_store_faults_total", "code=\"\(f.code.rawValue)\"")
             logger.error("store fault", metadata: ["ferry.code": "\(f.code.rawValue)", "ferry.reason": "\(f.message)"])
             return .error(f.httpStatus, code: f.code.rawValue, f.message)
@@ -334,7 +334,7 @@ public final class HubService: Sendable {
     }
 
     /// A storage failure behind `error` (disk full, read-only, damaged), typed (SPEC §9.5).
-    func storeFault(_ error: any Error) -> StoreFault? { StoreFault.from(error, path: store.path) }
+    func storeFault(_ error: any Error) -> StoreFault? { store.fault(error) }
 
     /// GET /v1/health: 200 "ok", or 503 "degraded" with `store_writable` false
     /// and the reason while the store cannot take writes (SPEC §9.5).

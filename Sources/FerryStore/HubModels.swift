@@ -27,6 +27,27 @@ public struct AgentInfo: Sendable, Codable, Equatable {
     public var clonedRefusals: Int = 0
 
     public var isActive: Bool { status == "active" }
+
+    public init(
+        id: String, commune: String, signPublicKey: [UInt8], kxPublicKey: [UInt8], status: String, hostname: String,
+        enrolledMs: UInt64, lastSeenMs: UInt64?, lastSkewMs: Int64?, appliedSeq: UInt64, ackedCursor: UInt64,
+        lastError: String?, clonedMs: UInt64?, clonedRefusals: Int
+    ) {
+        self.id = id
+        self.commune = commune
+        self.signPublicKey = signPublicKey
+        self.kxPublicKey = kxPublicKey
+        self.status = status
+        self.hostname = hostname
+        self.enrolledMs = enrolledMs
+        self.lastSeenMs = lastSeenMs
+        self.lastSkewMs = lastSkewMs
+        self.appliedSeq = appliedSeq
+        self.ackedCursor = ackedCursor
+        self.lastError = lastError
+        self.clonedMs = clonedMs
+        self.clonedRefusals = clonedRefusals
+    }
 }
 
 /// What ingesting one change set did.
@@ -92,6 +113,20 @@ public struct QuarantineEntry: Sendable, Codable, Equatable {
     public var value: String
     public var reason: String
     public var timeMs: UInt64
+
+    public init(
+        id: Int64, changeSet: String, origin: String, record: String, field: String, value: String, reason: String,
+        timeMs: UInt64
+    ) {
+        self.id = id
+        self.changeSet = changeSet
+        self.origin = origin
+        self.record = record
+        self.field = field
+        self.value = value
+        self.reason = reason
+        self.timeMs = timeMs
+    }
 }
 
 /// Campaign progress in one commune.
@@ -100,6 +135,13 @@ public struct ProgressRow: Sendable, Codable, Equatable {
     public var name: String
     public var records: Int
     public var target: Int
+
+    public init(commune: String, name: String, records: Int, target: Int) {
+        self.commune = commune
+        self.name = name
+        self.records = records
+        self.target = target
+    }
 }
 
 /// The record as the hub holds it: every field's leaves.
@@ -110,6 +152,12 @@ public struct HubRecordView: Sendable, Equatable {
 
     public var isDeleted: Bool { leaves[deletedField]?.winner?.value == .bool(true) }
     public var winners: [String: Value] { leaves.compactMapValues { $0.winner?.value } }
+
+    public init(id: RecordID, scope: RecordScope, leaves: [String: LeafRegister]) {
+        self.id = id
+        self.scope = scope
+        self.leaves = leaves
+    }
 }
 
 /// One signed change set in the audit trail.
@@ -122,4 +170,17 @@ public struct AuditEntry: Sendable, Codable, Equatable {
     public var writes: Int
     /// The author's signature still verifies against the key on record.
     public var signatureValid: Bool
+
+    public init(
+        changeSet: String, origin: String, seqFrom: UInt64, seqTo: UInt64, receivedMs: UInt64, writes: Int,
+        signatureValid: Bool
+    ) {
+        self.changeSet = changeSet
+        self.origin = origin
+        self.seqFrom = seqFrom
+        self.seqTo = seqTo
+        self.receivedMs = receivedMs
+        self.writes = writes
+        self.signatureValid = signatureValid
+    }
 }

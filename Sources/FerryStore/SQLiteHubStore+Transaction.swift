@@ -3,7 +3,7 @@ import FerryProtocol
 import Foundation
 import GRDB
 
-extension SQLiteHubStore: HubStore {
+extension SQLiteHubStore: HubServiceStore {
     public func transaction<T>(_ body: (any HubTransaction) throws -> T) throws -> T {
         try write { db in try body(SQLiteHubTransaction(db: db, store: self)) }
     }
