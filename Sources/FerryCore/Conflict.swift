@@ -58,7 +58,7 @@ public enum WriteRules {
     ///     replaces it (several offline edits leave as one write), keeping
     ///     what that write had seen.
     ///   - deletedWinner: the record's `_deleted` winner at this replica.
-    ///   - covers: for a `_deleted` write, the ids of the record's other field winners.
+    ///   - covers: for a `_deleted` write, what it covers (``covers(field:value:seen:)``).
     public static func local(
         record: RecordID, field: String, value: Value, id: WriteID, winner: FieldWrite?, pending: FieldWrite?,
         deletedWinner: FieldWrite?, covers: [WriteID] = []
@@ -82,5 +82,60 @@ public enum WriteRules {
         return FieldWrite(
             record: record, field: field, id: id, prev: prev, value: value,
             alive: isDeleted ? nil : deleted?.winner?.id, covers: isDeleted ? covers : [])
+    }
+
+    /// What a write of `field` = `value` covers (DESIGN §4): a delete
+    /// (`_deleted` = true) names every write of the record's other fields its
+    /// author has seen, so none of them is an edit-vs-delete conflict; any
+    /// other write covers nothing.
+    ///
+    /// - Parameter seen: per field, the ids the author holds: an agent keeps
+    ///   only winners, the hub every leaf (so an operator's delete also ends
+    ///   the edit-vs-delete conflicts it was shown).
+    /// - Returns: the ids in ascending order, each once.
+    public static func covers(field: String, value: Value, seen: [String: [WriteID]]) -> [WriteID] {
+        guard field == deletedField, value == .bool(true) else { return [] }
+        var ids = Set<WriteID>()
+        for (f, list) in seen where f != deletedField { ids.formUnion(list) }
+        return ids.sorted()
+    }
+
+    /// Re-stamping writes that no other replica has accepted (the hub refused
+    /// them for timestamps from a clock that ran ahead, SPEC §7.3): every
+    /// write they name and every winner others have seen must stay older than
+    /// the new stamps, so the clock restarts just above ``restampFloor(queued:held:)``.
+    ///
+    /// - Parameters:
+    ///   - queued: the writes about to be re-stamped.
+    ///   - held: ids of writes the replica holds that others have seen (its winners).
+    /// - Returns: the newest timestamp among the writes the queued ones name
+    ///   and the held ones, excluding the queued writes themselves.
+    public static func restampFloor(queued: [FieldWrite], held: some Sequence<WriteID>) -> HLC {
+        let mine = Set(queued.map(\.id))
+        var floor = HLC.zero
+        for w in queued {
+            for r in w.prev + w.covers + (w.alive.map { [$0] } ?? []) where !mine.contains(r) && r.hlc > floor {
+                floor = r.hlc
+            }
+        }
+        for id in held where !mine.contains(id) && id.hlc > floor { floor = id.hlc }
+        return floor
+    }
+
+    /// One record's queued writes under a fresh id (`stamp`), with the
+    /// record's winners that were those writes moved along.
+    /// - Returns: the re-stamped pending writes and the record's winners.
+    public static func restamp(
+        pending: [String: FieldWrite], winners: [String: FieldWrite], as stamp: WriteID
+    ) -> (pending: [String: FieldWrite], winners: [String: FieldWrite]) {
+        var winners = winners
+        var fresh: [String: FieldWrite] = [:]
+        for (f, var w) in pending {
+            let wasWinner = winners[f]?.id == w.id
+            w.id = stamp
+            if wasWinner { winners[f] = w }
+            fresh[f] = w
+        }
+        return (fresh, winners)
     }
 }

@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 
 /// The hub's HTTP/1.1 server (Hummingbird 2): versioned endpoints under `/v1`.
@@ -43,8 +44,7 @@ public enum HubServer {
                 return reply(r)
             }
             let bytes = Array(buffer: body)
-            // Ingest is blocking SQLite work: keep it off the event loop.
-            let r = await Task.detached { service.upload(bytes) }.value
+            let r = try await blocking { service.upload(bytes) }
             return reply(r)
         }
         router.get("/v1/changes") { request, _ in
@@ -60,11 +60,11 @@ public enum HubServer {
             } catch {
                 return reply(.error(400, code: error.code.rawValue, error.message))
             }
-            let r = await Task.detached {
+            let r = try await blocking {
                 service.pull(
                     agentID: p.agentID, since: p.since, maxBytes: p.maxBytes, timeMs: p.timeMs,
                     signature: hex(p.signature))
-            }.value
+            }
             return reply(r)
         }
         let ops = router.group("/v1/ops")
@@ -87,9 +87,10 @@ public enum HubServer {
                 for (k, v) in request.uri.queryParameters { query[String(k)] = String(v) }
                 let bytes = Array(buffer: body)
                 let m = request.method.rawValue
-                let r = await Task.detached {
-                    service.operatorRequest(method: m, path: Array(parts), query: query, body: bytes)
-                }.value
+                let q = query
+                let r = try await blocking {
+                    service.operatorRequest(method: m, path: Array(parts), query: q, body: bytes)
+                }
                 return reply(r)
             }
         }
@@ -101,6 +102,20 @@ public enum HubServer {
                     additionalChannelHandlers: [RequestGuard(limits: limits, connections: connections)])),
             configuration: .init(address: .hostname(host, port: port), serverName: "ferry-hub"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
+    }
+
+    /// Threads for the store's blocking work (SQLite calls, or a database
+    /// driver waited on synchronously): kept off the event loops and off
+    /// Swift's cooperative pool, which has one thread per core here, so a
+    /// store waiting on its disk or its database never stalls the server.
+    static let blockingPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 16)
+        pool.start()
+        return pool
+    }()
+
+    static func blocking<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
+        try await blockingPool.runIfActive(work)
     }
 
     /// The request body, or nil when it is (or declares itself) larger than `limit`.

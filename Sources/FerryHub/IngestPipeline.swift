@@ -153,12 +153,12 @@ public struct IngestPipeline: Sendable {
             // Validate (§8.9): a write that fails its form is quarantined, never merged.
             let forms = try tx.forms()
             var valid: [RecordID: [FieldWrite]] = [:]
-            var refused: [(FieldWrite, String)] = []
+            var refused: [RefusedWrite] = []
             for w in cs.body.writes {
                 try? clock.observe(w.id.hlc)
                 guard let scope = cs.body.scopes[w.record] else { continue }
                 if let reason = Self.violation(w, scope: scope, forms: forms) {
-                    refused.append((w, reason))
+                    refused.append(RefusedWrite(w, reason: reason))
                 } else {
                     valid[w.record, default: []].append(w)
                 }
@@ -174,15 +174,16 @@ public struct IngestPipeline: Sendable {
             var merged = 0
             for m in merges {
                 merged += m.added.count
-                refused += m.refused
+                refused += m.refused.map { RefusedWrite($0.write, reason: $0.reason) }
             }
 
             // Quarantine: kept with the reason; the author learns the accepted value.
-            var notices: [QuarantineNotice] = []
-            for (w, reason) in refused {
-                try tx.quarantine(w, changeSet: h.id, reason: reason, atMillis: now)
-                let accepted = known[w.record] == nil ? nil : try tx.registers(of: w.record)[w.field]?.winner
-                notices.append(QuarantineNotice(refused: w, reason: reason, accepted: accepted))
+            try tx.quarantine(refused, changeSet: h.id, atMillis: now)
+            let held = Array(Set(refused.map(\.write.record).filter { known[$0] != nil })).sorted()
+            let accepted = held.isEmpty ? [:] : try tx.registers(of: held)
+            let notices = refused.map {
+                QuarantineNotice(
+                    refused: $0.write, reason: $0.reason, accepted: accepted[$0.write.record]?[$0.write.field]?.winner)
             }
 
             // Audit (§11) and acknowledgement: the signed record, the agent's new position.

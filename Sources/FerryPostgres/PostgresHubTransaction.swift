@@ -86,7 +86,26 @@ final class PostgresHubTransaction: HubTransaction {
         return byField.mapValues { LeafRegister(leaves: $0) }
     }
 
-    func registers(of record: RecordID) throws -> [String: LeafRegister] { try Self.registers(c, of: record) }
+    /// One round trip per 1,000 records.
+    func registers(of records: [RecordID]) throws -> [RecordID: [String: LeafRegister]] {
+        var byRecord: [RecordID: [String: [FieldWrite]]] = [:]
+        var i = 0
+        while i < records.count {
+            let chunk = records[i..<min(i + 1000, records.count)]
+            i += 1000
+            var q = PostgresQuery(unsafeSQL: "")
+            q.sql =
+                "SELECT \(Self.leafColumns), record FROM leaves WHERE record IN ("
+                + chunk.indices.map { "$\($0 - chunk.startIndex + 1)" }.joined(separator: ", ") + ")"
+            for r in chunk { q.binds.append(ByteBuffer(r.bytes)) }
+            for row in try c.rows(q) {
+                guard let rid = RecordID(bytes: try row.bytes(8)) else { continue }
+                let w = try Self.write(rid, row)
+                byRecord[rid, default: [:]][w.field, default: []].append(w)
+            }
+        }
+        return byRecord.mapValues { $0.mapValues { LeafRegister(leaves: $0) } }
+    }
 
     func clock() throws -> HybridLogicalClock {
         let last = try c.one("SELECT last FROM hub_clock WHERE id = 1")?.int64(0) ?? 0
@@ -110,40 +129,81 @@ final class PostgresHubTransaction: HubTransaction {
 
     func reserveStream(_ count: Int) throws -> UInt64 { try Self.reserve(c, count) }
 
-    func createRecord(_ id: RecordID, scope: RecordScope, atMillis: UInt64) throws {
-        try c.exec(
-            """
-            INSERT INTO records(id, form_id, form_version, commune, created_ms)
-            VALUES (\(ByteBuffer(id.bytes)), \(scope.formID), \(Int64(scope.formVersion)), \(scope.commune), \(Int64(clamping: atMillis)))
-            ON CONFLICT (id) DO NOTHING
-            """)
+    func persist(_ records: [MergedRecord], firstSeq: UInt64, changeSet: [UInt8]?, atMillis: UInt64) throws {
+        let created = Int64(clamping: atMillis)
+        // New records first (one statement per 1,000), then removed leaves, then every added leaf.
+        let new = records.filter(\.batch.isNew).map(\.batch)
+        var i = 0
+        while i < new.count {
+            let chunk = new[i..<min(i + 1000, new.count)]
+            i += 1000
+            var q = PostgresQuery(unsafeSQL: "")
+            var parts: [String] = []
+            for (k, b) in chunk.enumerated() {
+                let n = k * 5
+                parts.append("($\(n + 1), $\(n + 2), $\(n + 3), $\(n + 4), $\(n + 5))")
+                q.binds.append(ByteBuffer(b.record.bytes))
+                q.binds.append(b.scope.formID)
+                q.binds.append(Int64(b.scope.formVersion))
+                q.binds.append(b.scope.commune)
+                q.binds.append(created)
+            }
+            q.sql =
+                "INSERT INTO records(id, form_id, form_version, commune, created_ms) VALUES "
+                + parts.joined(separator: ", ") + " ON CONFLICT (id) DO NOTHING"
+            try c.exec(q)
+        }
+        for r in records {
+            let rid = ByteBuffer(r.batch.record.bytes)
+            for (field, id) in r.merge.removed {
+                try c.exec(
+                    "DELETE FROM leaves WHERE record = \(rid) AND field = \(field) AND hlc = \(Int64(bitPattern: id.hlc.raw)) AND origin = \(id.origin.rawValue)"
+                )
+            }
+        }
+        var rows: [(RecordID, String, FieldWrite, UInt64)] = []
+        var seq = firstSeq
+        for r in records {
+            for w in r.merge.added {
+                rows.append((r.batch.record, r.batch.scope.commune, w, seq))
+                seq += 1
+            }
+        }
+        try insertLeaves(rows, changeSet: changeSet)
+        for r in records {
+            let m = r.merge
+            let rid = ByteBuffer(r.batch.record.bytes)
+            if m.isDeleted != m.wasDeleted {
+                try c.exec("UPDATE records SET deleted = \(m.isDeleted) WHERE id = \(rid)")
+            }
+            guard m.conflictsChanged else { continue }
+            for k in m.conflictsBefore.subtracting(m.conflictsAfter).sorted() {
+                try c.exec(
+                    "DELETE FROM conflicts WHERE record = \(rid) AND field = \(k.field) AND kind = \(k.kind.rawValue)")
+            }
+            for k in m.conflictsAfter.subtracting(m.conflictsBefore).sorted() {
+                try c.exec(
+                    """
+                    INSERT INTO conflicts(record, field, kind, commune, detected_ms)
+                    VALUES (\(rid), \(k.field), \(k.kind.rawValue), \(r.batch.scope.commune), \(created)) ON CONFLICT DO NOTHING
+                    """)
+            }
+        }
     }
 
-    func persist(
-        _ m: RecordMerge, record: RecordID, commune: String, firstSeq: UInt64, changeSet: [UInt8]?, atMillis: UInt64
-    ) throws {
-        let rid = ByteBuffer(record.bytes)
-        for (field, id) in m.removed {
-            try c.exec(
-                "DELETE FROM leaves WHERE record = \(rid) AND field = \(field) AND hlc = \(Int64(bitPattern: id.hlc.raw)) AND origin = \(id.origin.rawValue)"
-            )
-        }
-        // Many leaves per statement: one round trip per 400 rows.
+    /// Many leaves per statement: one round trip per 400 rows.
+    private func insertLeaves(_ rows: [(RecordID, String, FieldWrite, UInt64)], changeSet: [UInt8]?) throws {
         let cs = changeSet.map { ByteBuffer($0) }
-        var seq = firstSeq
         var start = 0
-        while start < m.added.count {
-            let chunk = m.added[start..<min(start + 400, m.added.count)]
+        while start < rows.count {
+            let chunk = rows[start..<min(start + 400, rows.count)]
             start += 400
             var q = PostgresQuery(unsafeSQL: "")
-            var sql =
-                "INSERT INTO leaves(record, field, t, v, hlc, origin, prev, alive, covers, seq, commune, changeset) VALUES "
-            var n = 0
-            for (k, w) in chunk.enumerated() {
-                sql += k == 0 ? "(" : ", ("
-                sql += (1...12).map { "$\(n + $0)" }.joined(separator: ",") + ")"
-                n += 12
-                q.binds.append(rid)
+            var parts: [String] = []
+            for (k, (record, commune, w, seq)) in chunk.enumerated() {
+                let n = k * 12
+                parts.append("(" + (1...12).map { "$\(n + $0)" }.joined(separator: ",") + ")")
+                q.binds.append(ByteBuffer(record.bytes))
                 q.binds.append(w.field)
                 q.binds.append(Int64(ValueTag(of: w.value).rawValue))
                 q.binds.append(PostgresValues.bytes(w.value).map { ByteBuffer($0) })
@@ -155,37 +215,26 @@ final class PostgresHubTransaction: HubTransaction {
                 q.binds.append(Int64(clamping: seq))
                 q.binds.append(commune)
                 q.binds.append(cs)
-                seq += 1
             }
-            q.sql = sql
+            q.sql =
+                "INSERT INTO leaves(record, field, t, v, hlc, origin, prev, alive, covers, seq, commune, changeset) VALUES "
+                + parts.joined(separator: ", ")
             try c.exec(q)
-        }
-        if m.isDeleted != m.wasDeleted {
-            try c.exec("UPDATE records SET deleted = \(m.isDeleted) WHERE id = \(rid)")
-        }
-        if m.conflictsChanged {
-            for k in m.conflictsBefore.subtracting(m.conflictsAfter).sorted() {
-                try c.exec(
-                    "DELETE FROM conflicts WHERE record = \(rid) AND field = \(k.field) AND kind = \(k.kind.rawValue)")
-            }
-            for k in m.conflictsAfter.subtracting(m.conflictsBefore).sorted() {
-                try c.exec(
-                    """
-                    INSERT INTO conflicts(record, field, kind, commune, detected_ms)
-                    VALUES (\(rid), \(k.field), \(k.kind.rawValue), \(commune), \(Int64(clamping: atMillis))) ON CONFLICT DO NOTHING
-                    """)
-            }
         }
     }
 
-    func quarantine(_ w: FieldWrite, changeSet: [UInt8]?, reason: String, atMillis: UInt64) throws {
-        try c.exec(
-            """
-            INSERT INTO quarantine(changeset, origin, record, field, t, v, hlc, reason, created_ms)
-            VALUES (\(changeSet.map { ByteBuffer($0) }), \(w.id.origin.rawValue), \(ByteBuffer(w.record.bytes)), \(w.field),
-              \(Int64(ValueTag(of: w.value).rawValue)), \(PostgresValues.bytes(w.value).map { ByteBuffer($0) }),
-              \(Int64(bitPattern: w.id.hlc.raw)), \(reason), \(Int64(clamping: atMillis)))
-            """)
+    func quarantine(_ writes: [RefusedWrite], changeSet: [UInt8]?, atMillis: UInt64) throws {
+        let cs = changeSet.map { ByteBuffer($0) }
+        for r in writes {
+            let w = r.write
+            try c.exec(
+                """
+                INSERT INTO quarantine(changeset, origin, record, field, t, v, hlc, reason, created_ms)
+                VALUES (\(cs), \(w.id.origin.rawValue), \(ByteBuffer(w.record.bytes)), \(w.field),
+                  \(Int64(ValueTag(of: w.value).rawValue)), \(PostgresValues.bytes(w.value).map { ByteBuffer($0) }),
+                  \(Int64(bitPattern: w.id.hlc.raw)), \(r.reason), \(Int64(clamping: atMillis)))
+                """)
+        }
     }
 
     func recordChangeSet(_ cs: OpenedChangeSet, agent: String, digest: [UInt8], atMillis: UInt64) throws {

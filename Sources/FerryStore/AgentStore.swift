@@ -400,11 +400,11 @@ public final class AgentStore: Sendable {
     ) throws {
         var stored = stored
         var pending = try Self.pending(record, batch: 0, db)
-        let covers = stored.fields.filter { $0.key != deletedField }.map(\.value.id)
+        let seen = stored.fields.mapValues { [$0.id] }
         for (f, v) in values.sorted(by: { $0.key < $1.key }) {
             let w = WriteRules.local(
                 record: record, field: f, value: v, id: id, winner: stored.fields[f], pending: pending[f],
-                deletedWinner: stored.fields[deletedField], covers: f == deletedField ? covers : [])
+                deletedWinner: stored.fields[deletedField], covers: WriteRules.covers(field: f, value: v, seen: seen))
             stored.fields[f] = w
             pending[f] = w
         }
@@ -578,38 +578,20 @@ public final class AgentStore: Sendable {
                 queued[id] = try Self.pending(id, batch: 0, db)
             }
             let all = queued.values.flatMap(\.values)
-            let queuedIDs = Set(all.map(\.id))
-            // Every write a queued write names, and every winner others have
-            // seen, must stay older than the new stamps.
-            var floor = HLC.zero
-            for w in all {
-                for r in w.prev + w.covers + (w.alive.map { [$0] } ?? []) where !queuedIDs.contains(r) && r.hlc > floor
-                {
-                    floor = r.hlc
-                }
-            }
+            var held: [WriteID] = []
             for row in try Row.fetchAll(db, sql: "SELECT id, state FROM records") {
                 guard let id = Columns.record(row["id"]) else { continue }
-                for w in try RecordCodec.decode(row["state"], record: id)
-                where !queuedIDs.contains(w.id) && w.id.hlc > floor {
-                    floor = w.id.hlc
-                }
+                held += try RecordCodec.decode(row["state"], record: id).map(\.id)
             }
+            let floor = WriteRules.restampFloor(queued: all, held: held)
             var c = HybridLogicalClock(
                 wall: wall, last: floor, offsetMillis: try Self.meta(db, "clock_offset_ms").flatMap(Int64.init) ?? 0)
             for (id, pending) in queued.sorted(by: { $0.key < $1.key }) {
                 guard var stored = try Self.load(id, db) else { continue }
-                var fresh: [String: FieldWrite] = [:]
-                let stamp = WriteID(hlc: c.now(), origin: origin)
-                for (f, var w) in pending {
-                    if stored.fields[f]?.id == w.id {
-                        w.id = stamp
-                        stored.fields[f] = w
-                    } else {
-                        w.id = stamp
-                    }
-                    fresh[f] = w
-                }
+                let r = WriteRules.restamp(
+                    pending: pending, winners: stored.fields, as: WriteID(hlc: c.now(), origin: origin))
+                stored.fields = r.winners
+                let fresh = r.pending
                 try Self.store(id, stored, db)
                 try Self.storePending(id, batch: 0, fresh, db)
             }

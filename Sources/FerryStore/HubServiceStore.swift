@@ -156,14 +156,12 @@ extension HubServiceStore {
             }
             var c = try tx.clock()
             let h = c.now()
+            let seen = leaves.mapValues { $0.leaves.map(\.id) }
             let writes = values.sorted { $0.key < $1.key }.map { f, v in
-                let covers =
-                    f == deletedField
-                    ? leaves.filter { $0.key != deletedField }.flatMap { $0.value.leaves.map(\.id) } : []
-                return WriteRules.hub(
+                WriteRules.hub(
                     record: record, field: f, value: v, id: WriteID(hlc: h, origin: .hub),
-                    leaves: leaves[f] ?? LeafRegister(), deleted: leaves[deletedField], resolve: resolve, covers: covers
-                )
+                    leaves: leaves[f] ?? LeafRegister(), deleted: leaves[deletedField], resolve: resolve,
+                    covers: WriteRules.covers(field: f, value: v, seen: seen))
             }
             _ = try tx.merge(
                 [RecordBatch(record: record, scope: scope, isNew: false, writes: writes)], changeSet: nil,

@@ -46,20 +46,21 @@ public protocol HubTransaction {
     func scopes(of records: [RecordID]) throws -> [RecordID: RecordScope]
     /// Published form versions by `"<id>@<version>"`.
     func forms() throws -> [String: FormDefinition]
-    /// Every field's current leaves of a record (empty for a new record).
-    func registers(of record: RecordID) throws -> [String: LeafRegister]
+    /// Every field's current leaves of each record the hub holds (a record it
+    /// does not hold is absent from the answer). One call per change set, so a
+    /// backend can read them in one round trip.
+    func registers(of records: [RecordID]) throws -> [RecordID: [String: LeafRegister]]
     func clock() throws -> HybridLogicalClock
     func save(clock: HybridLogicalClock) throws
     /// Takes `count` stream positions at once; returns the first (head + 1).
     func reserveStream(_ count: Int) throws -> UInt64
-    func createRecord(_ id: RecordID, scope: RecordScope, atMillis: UInt64) throws
-    /// Persists a ``RecordMerge``: drops the removed leaves, inserts the added
-    /// ones at stream positions `firstSeq…`, and updates the record's deleted
-    /// flag and conflicts when they changed.
-    func persist(
-        _ merge: RecordMerge, record: RecordID, commune: String, firstSeq: UInt64, changeSet: [UInt8]?,
-        atMillis: UInt64) throws
-    func quarantine(_ write: FieldWrite, changeSet: [UInt8]?, reason: String, atMillis: UInt64) throws
+    /// Persists the merged records of one change set, in order: creates the new
+    /// ones, drops their removed leaves, inserts their added leaves at stream
+    /// positions `firstSeq…` (consecutive, in the order given), and updates each
+    /// record's deleted flag and conflicts when they changed.
+    func persist(_ records: [MergedRecord], firstSeq: UInt64, changeSet: [UInt8]?, atMillis: UInt64) throws
+    /// Keeps refused writes with their reasons (SPEC §8.9); nothing of them is merged.
+    func quarantine(_ writes: [RefusedWrite], changeSet: [UInt8]?, atMillis: UInt64) throws
     /// Keeps the signed change set (the audit trail, SPEC §11) and its body digest (§7.2).
     func recordChangeSet(_ cs: OpenedChangeSet, agent: String, digest: [UInt8], atMillis: UInt64) throws
     /// The agent's applied sequence becomes `appliedSeq`, its acknowledged cursor
@@ -83,28 +84,54 @@ public struct RecordBatch: Sendable {
     }
 }
 
+/// A record's merge, ready to persist (``HubTransaction/persist(_:firstSeq:changeSet:atMillis:)``).
+public struct MergedRecord: Sendable {
+    public var batch: RecordBatch
+    public var merge: RecordMerge
+    public init(batch: RecordBatch, merge: RecordMerge) {
+        self.batch = batch
+        self.merge = merge
+    }
+}
+
+/// A write validation or a bound refused, with the reason told to its author.
+public struct RefusedWrite: Sendable {
+    public var write: FieldWrite
+    public var reason: String
+    public init(_ write: FieldWrite, reason: String) {
+        self.write = write
+        self.reason = reason
+    }
+}
+
 extension HubTransaction {
+    /// One record's leaves (empty when the hub holds no such record).
+    public func registers(of record: RecordID) throws -> [String: LeafRegister] {
+        try registers(of: [record])[record] ?? [:]
+    }
+
     /// Merges each record's validated writes (SPEC §8.3) and persists the
     /// result: the rules are ``RecordMerge``'s, the storage this transaction's.
-    /// Stream positions are taken once for the whole set; a new record whose
-    /// writes all failed a bound is not created.
+    /// Leaves are read once and stream positions taken once for the whole set;
+    /// a new record whose writes all failed a bound is not created.
     /// - Returns: one merge per batch, so the caller can count leaves and
     ///   quarantine what a bound refused.
     public func merge(_ batches: [RecordBatch], changeSet: [UInt8]?, atMillis: UInt64) throws -> [RecordMerge] {
+        let existing = batches.filter { !$0.isNew }.map(\.record)
+        let leaves = existing.isEmpty ? [:] : try registers(of: existing)
         var merges: [RecordMerge] = []
         merges.reserveCapacity(batches.count)
         for b in batches {
-            let registers = b.isNew ? [:] : try registers(of: b.record)
+            let registers = b.isNew ? [:] : leaves[b.record] ?? [:]
             merges.append(RecordMerge(record: b.record, registers: registers, writes: b.writes))
         }
-        let total = merges.reduce(0) { $0 + $1.added.count }
-        var seq = total == 0 ? 0 : try reserveStream(total)
-        for (b, m) in zip(batches, merges) where !m.added.isEmpty || (!b.isNew && !m.removed.isEmpty) {
-            if b.isNew { try createRecord(b.record, scope: b.scope, atMillis: atMillis) }
-            try persist(
-                m, record: b.record, commune: b.scope.commune, firstSeq: seq, changeSet: changeSet, atMillis: atMillis)
-            seq += UInt64(m.added.count)
+        let changed = zip(batches, merges).compactMap { b, m in
+            !m.added.isEmpty || (!b.isNew && !m.removed.isEmpty) ? MergedRecord(batch: b, merge: m) : nil
         }
+        let total = changed.reduce(0) { $0 + $1.merge.added.count }
+        guard !changed.isEmpty else { return merges }
+        let first = total == 0 ? 0 : try reserveStream(total)
+        try persist(changed, firstSeq: first, changeSet: changeSet, atMillis: atMillis)
         return merges
     }
 }

@@ -68,16 +68,20 @@ final class SQLiteHubTransaction: HubTransaction {
 
     func forms() throws -> [String: FormDefinition] { try store.formsByKey(db) }
 
-    func registers(of record: RecordID) throws -> [String: LeafRegister] {
+    func registers(of records: [RecordID]) throws -> [RecordID: [String: LeafRegister]] {
         let stmt = try db.cachedStatement(
             sql: "SELECT field, t, v, hlc, origin, prev, alive, covers FROM leaves WHERE record = ?")
-        var byField: [String: [FieldWrite]] = [:]
-        let rows = try Row.fetchCursor(stmt, arguments: [Columns.blob(record)])
-        while let row = try rows.next() {
-            let w = FieldWrite(record: record, indexedRow: row)
-            byField[w.field, default: []].append(w)
+        var out: [RecordID: [String: LeafRegister]] = [:]
+        for record in records where out[record] == nil {
+            var byField: [String: [FieldWrite]] = [:]
+            let rows = try Row.fetchCursor(stmt, arguments: [Columns.blob(record)])
+            while let row = try rows.next() {
+                let w = FieldWrite(record: record, indexedRow: row)
+                byField[w.field, default: []].append(w)
+            }
+            if !byField.isEmpty { out[record] = byField.mapValues { LeafRegister(leaves: $0) } }
         }
-        return byField.mapValues { LeafRegister(leaves: $0) }
+        return out
     }
 
     func clock() throws -> HybridLogicalClock { try store.clock(db) }
@@ -93,7 +97,18 @@ final class SQLiteHubTransaction: HubTransaction {
         return UInt64(clamping: (head ?? 0) - Int64(count) + 1)
     }
 
-    func createRecord(_ id: RecordID, scope: RecordScope, atMillis: UInt64) throws {
+    func persist(_ records: [MergedRecord], firstSeq: UInt64, changeSet: [UInt8]?, atMillis: UInt64) throws {
+        var seq = firstSeq
+        for r in records {
+            if r.batch.isNew { try createRecord(r.batch.record, scope: r.batch.scope, atMillis: atMillis) }
+            try persist(
+                r.merge, record: r.batch.record, commune: r.batch.scope.commune, firstSeq: seq, changeSet: changeSet,
+                atMillis: atMillis)
+            seq += UInt64(r.merge.added.count)
+        }
+    }
+
+    private func createRecord(_ id: RecordID, scope: RecordScope, atMillis: UInt64) throws {
         try db.cachedStatement(
             sql: "INSERT OR IGNORE INTO records(id, form_id, form_version, commune, created_ms) VALUES (?, ?, ?, ?, ?)"
         ).execute(arguments: [
@@ -101,7 +116,7 @@ final class SQLiteHubTransaction: HubTransaction {
         ])
     }
 
-    func persist(
+    private func persist(
         _ m: RecordMerge, record: RecordID, commune: String, firstSeq: UInt64, changeSet: [UInt8]?, atMillis: UInt64
     ) throws {
         let rid = Columns.blob(record)
@@ -147,16 +162,20 @@ final class SQLiteHubTransaction: HubTransaction {
         }
     }
 
-    func quarantine(_ w: FieldWrite, changeSet: [UInt8]?, reason: String, atMillis: UInt64) throws {
-        try db.cachedStatement(
+    func quarantine(_ writes: [RefusedWrite], changeSet: [UInt8]?, atMillis: UInt64) throws {
+        let stmt = try db.cachedStatement(
             sql: """
                 INSERT INTO quarantine(changeset, origin, record, field, t, v, hlc, reason, created_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """
-        ).execute(arguments: [
-            changeSet.map { Data($0) }, w.id.origin.rawValue, Columns.blob(w.record), w.field, Columns.tag(w.value),
-            Columns.sqlValue(w.value), Columns.int64(w.id.hlc), reason, Int64(clamping: atMillis),
-        ])
+                """)
+        let cs = changeSet.map { Data($0) }
+        for r in writes {
+            let w = r.write
+            try stmt.execute(arguments: [
+                cs, w.id.origin.rawValue, Columns.blob(w.record), w.field, Columns.tag(w.value),
+                Columns.sqlValue(w.value), Columns.int64(w.id.hlc), r.reason, Int64(clamping: atMillis),
+            ])
+        }
     }
 
     func recordChangeSet(_ cs: OpenedChangeSet, agent: String, digest: [UInt8], atMillis: UInt64) throws {

@@ -153,12 +153,11 @@ public struct MemoryHub: Sendable {
         let key = FieldKey(record: record, field: field)
         let leaves = registers[key] ?? LeafRegister()
         let deleted = registers[FieldKey(record: record, field: deletedField)]
-        var covers: [WriteID] = []
-        if field == deletedField, value == .bool(true) {
-            for (k, reg) in registers where k.record == record && k.field != deletedField {
-                covers += coverAllLeaves ? reg.leaves.map(\.id) : (reg.winner.map { [$0.id] } ?? [])
-            }
+        var seen: [String: [WriteID]] = [:]
+        for (k, reg) in registers where k.record == record {
+            seen[k.field] = coverAllLeaves ? reg.leaves.map(\.id) : (reg.winner.map { [$0.id] } ?? [])
         }
+        let covers = WriteRules.covers(field: field, value: value, seen: seen)
         let w = WriteRules.hub(
             record: record, field: field, value: value, id: WriteID(hlc: clock.now(), origin: .hub), leaves: leaves,
             deleted: deleted, resolve: resolve, covers: covers)
