@@ -216,11 +216,14 @@ struct MultiHubEndToEndTests {
 
         // The agent fails over to hub B (same keys, same database)...
         try await sb.ok(["agent", "set-hub", hubB.url, "--dir", a1])
+        // Done when nothing waits and nothing is in flight: the hub applied every write.
         let drained = try await waitUntil(timeout: 180, interval: 0.5) {
-            try agentStore(a1).0.counts().pendingWrites == 0
+            let s = try agentStore(a1).0
+            return try s.counts().pendingWrites == 0 && s.inFlight() == nil
         }
         #expect(drained, "a1 did not finish through hub B: \(sb.log("a1").suffix(1500))")
-        #expect(try hub.agent(id: a1ID)?.appliedSeq == 3000 * 12)
+        let applied = try hub.agent(id: a1ID)?.appliedSeq ?? 0
+        #expect(applied == 3000 * 12, "a1 applied \(applied)")
 
         // ...and back to a restarted hub A.
         let hubA2 = try await sb.serveHub(dir: hubA.dir, name: "hubA2")
