@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
         .package(url: "https://github.com/swiftcsv/SwiftCSV", exact: "0.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
@@ -58,7 +59,7 @@ let package = Package(
         .target(
             name: "FerryHub",
             dependencies: [
-                "FerryStore", "FerryProtocol", "FerryCrypto",
+                "FerryStore", "FerryProtocol", "FerryCrypto", "FerryPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
@@ -67,6 +68,15 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        // The hub's store on PostgreSQL (issue 10): several `ferry hub serve` processes, one database.
+        .target(
+            name: "FerryPostgres",
+            dependencies: [
+                "FerryStore", "FerryCore", "FerryProtocol",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .target(
@@ -84,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryCore", "FerryCrypto", "FerryProtocol", "FerryStore", "FerryAgent", "FerryHub",
+                "FerryCore", "FerryCrypto", "FerryProtocol", "FerryStore", "FerryAgent", "FerryHub", "FerryPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -97,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "FerryStoreTests",
             dependencies: [
-                "FerryStore", "FerryHub", "FerryTesting", "FerryCore", "FerryProtocol", "FerryCrypto",
+                "FerryStore", "FerryHub", "FerryTesting", "FerryCore", "FerryProtocol", "FerryCrypto", "FerryPostgres",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),
@@ -110,6 +120,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "FerryCore", "FerryTesting", "FerryStore", "FerryAgent", "FerryProtocol", "FerryCrypto",
+                "FerryPostgres",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),

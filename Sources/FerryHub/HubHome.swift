@@ -1,5 +1,6 @@
 import FerryCore
 import FerryCrypto
+import FerryPostgres
 import FerryProtocol
 import FerryStore
 import Foundation
@@ -13,12 +14,23 @@ public struct HubHome: Sendable {
     public var storePath: String { directory + "/hub.sqlite" }
     public var tokenPath: String { directory + "/operator.token" }
     public var urlPath: String { directory + "/hub.url" }
+    /// The PostgreSQL URL of a hub whose store is a database (0600; it may hold a password).
+    public var storeURLPath: String { directory + "/hub.store" }
+
+    /// The PostgreSQL store's URL, or nil for the SQLite file `hub.sqlite`.
+    public func storeURL() -> String? {
+        FileManager.default.contents(atPath: storeURLPath).map {
+            String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
 
     public var isInitialized: Bool { FileManager.default.fileExists(atPath: keyPath) }
 
     /// Creates keys, the store, the operator token, and seeds the province's
     /// communes, the land-record form and the land campaign.
-    public func initialize() throws -> Identity {
+    /// With `storeURL` (postgres://…) the records live in that database and
+    /// the directory keeps the keys, the operator token and the URL.
+    public func initialize(storeURL: String? = nil) throws -> Identity {
         if isInitialized {
             throw HubError(
                 .conflict, "\(directory) already holds a hub: use it with `ferry hub serve --dir \(directory)`")
@@ -36,7 +48,18 @@ public struct HubHome: Sendable {
         else {
             throw HubError(.badRequest, "cannot write \(tokenPath): check the directory's permissions and free space")
         }
-        let store = try SQLiteHubStore(path: storePath)
+        if let storeURL {
+            _ = try PostgresURL(storeURL)
+            guard
+                FileManager.default.createFile(
+                    atPath: storeURLPath, contents: Data((storeURL + "\n").utf8),
+                    attributes: [.posixPermissions: 0o600])
+            else {
+                throw HubError(
+                    .badRequest, "cannot write \(storeURLPath): check the directory's permissions and free space")
+            }
+        }
+        let store = try self.store()
         for c in Seed.communes {
             try store.publish(.commune, key: c.code, json: try JSONEncoder().encode(c).map { $0 })
         }
@@ -85,5 +108,9 @@ public struct HubHome: Sendable {
         return String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    public func store() throws -> SQLiteHubStore { try SQLiteHubStore(path: storePath) }
+    /// The hub's store: the database named in `hub.store`, else `hub.sqlite`.
+    public func store(futureBoundMillis: UInt64 = 600_000) throws -> any HubServiceStore {
+        if let url = storeURL() { return try PostgresHubStore(url: url, futureBoundMillis: futureBoundMillis) }
+        return try SQLiteHubStore(path: storePath, futureBoundMillis: futureBoundMillis)
+    }
 }

@@ -62,7 +62,7 @@ final class PageSizeCalibration: Sendable {
 
 /// The hub's request handling, independent of the HTTP server (DESIGN §8).
 public final class HubService: Sendable {
-    public let store: SQLiteHubStore
+    public let store: any HubServiceStore
     public let identity: Identity
     public let operatorToken: String
     public let limits: EnvelopeLimits
@@ -76,7 +76,7 @@ public final class HubService: Sendable {
     public let access: OperatorAccess
 
     public init(
-        store: SQLiteHubStore, identity: Identity, operatorToken: String, limits: EnvelopeLimits = .standard,
+        store: any HubServiceStore, identity: Identity, operatorToken: String, limits: EnvelopeLimits = .standard,
         logger: Logger, passwordCost: PasswordHash.Cost = .interactive
     ) {
         self.store = store
@@ -86,7 +86,8 @@ public final class HubService: Sendable {
         self.logger = logger
         pipeline = IngestPipeline(store: store, identity: identity, limits: limits)
         access = OperatorAccess(
-            store: store, bootstrapToken: operatorToken, cost: passwordCost, now: { [store] in store.nowMillis() })
+            store: (store as? any OperatorAccountStore & Sendable) ?? BootstrapOnlyAccounts(location: store.location),
+            bootstrapToken: operatorToken, cost: passwordCost, now: { [store] in store.nowMillis() })
     }
 
     var timeHeader: [String: String] { ["X-Ferry-Time": String(store.nowMillis())] }
@@ -243,7 +244,7 @@ public final class HubService: Sendable {
                 }
             return .error(status, code: e.code.rawValue, e.message)
         case _ where storeFault(error) != nil:
-            let f = storeFault(error) ?? StoreFault(.ioError, path: store.path)
+            let f = storeFault(error) ?? StoreFault(.ioError, path: store.location)
             metrics.add("ferry_store_faults_total", "code=\"\(f.code.rawValue)\"")
             logger.error("store fault", metadata: ["ferry.code": "\(f.code.rawValue)", "ferry.reason": "\(f.message)"])
             return .error(f.httpStatus, code: f.code.rawValue, f.message)
@@ -340,7 +341,7 @@ public final class HubService: Sendable {
     }
 
     /// A storage failure behind `error` (disk full, read-only, damaged), typed (SPEC §9.5).
-    func storeFault(_ error: any Error) -> StoreFault? { StoreFault.from(error, path: store.path) }
+    func storeFault(_ error: any Error) -> StoreFault? { store.fault(error) }
 
     /// GET /v1/health: 200 "ok", or 503 "degraded" with `store_writable` false
     /// and the reason while the store cannot take writes (SPEC §9.5).
@@ -378,4 +379,40 @@ public final class HubService: Sendable {
 /// Ferry's version string.
 public enum FerryVersion {
     public static let string = "0.1.0"
+}
+
+extension HubService {
+    /// The embedded store, for the operator features whose storage exists only
+    /// there so far: paged lists, form drafts and migration, the CSV import
+    /// ledger, quarantine fix/release, record search and the operator log.
+    /// - Throws: ``HubError`` `unavailable` (501) on another backend, naming the feature's absence plainly.
+    func sqliteStore() throws -> SQLiteHubStore {
+        if let s = store as? SQLiteHubStore { return s }
+        throw HubError(
+            .unavailable,
+            "this operator feature is not available yet on a hub whose store is \(store.location): run it on a hub with the embedded SQLite store"
+        )
+    }
+}
+
+/// The accounts of a hub whose store has no operator tables yet (PostgreSQL
+/// today): only the bootstrap `operator.token` signs in, as `admin`; adding
+/// users is refused with `unavailable`, and operator actions go to the hub's
+/// log only, not to a table.
+struct BootstrapOnlyAccounts: OperatorAccountStore {
+    let location: String
+    var refusal: HubError {
+        HubError(
+            .unavailable,
+            "operator accounts are not available yet on a hub whose store is \(location): use the operator.token of the hub directory"
+        )
+    }
+    func addOperator(_ account: OperatorAccount) throws { throw refusal }
+    func operatorAccounts() throws -> [OperatorAccount] { [] }
+    func operatorAccount(name: String) throws -> OperatorAccount? { nil }
+    func setOperatorDisabled(name: String, disabled: Bool) throws { throw refusal }
+    func addOperatorToken(name: String, tokenHash: [UInt8], label: String, expiresMs: UInt64) throws { throw refusal }
+    func operatorAccount(tokenHash: [UInt8]) throws -> OperatorAccount? { nil }
+    func logOperatorAction(_ action: OperatorAction) throws {}
+    func operatorActions(record: String?, limit: Int) throws -> [OperatorAction] { [] }
 }

@@ -27,6 +27,27 @@ public struct AgentInfo: Sendable, Codable, Equatable {
     public var clonedRefusals: Int = 0
 
     public var isActive: Bool { status == "active" }
+
+    public init(
+        id: String, commune: String, signPublicKey: [UInt8], kxPublicKey: [UInt8], status: String, hostname: String,
+        enrolledMs: UInt64, lastSeenMs: UInt64?, lastSkewMs: Int64?, appliedSeq: UInt64, ackedCursor: UInt64,
+        lastError: String?, clonedMs: UInt64?, clonedRefusals: Int
+    ) {
+        self.id = id
+        self.commune = commune
+        self.signPublicKey = signPublicKey
+        self.kxPublicKey = kxPublicKey
+        self.status = status
+        self.hostname = hostname
+        self.enrolledMs = enrolledMs
+        self.lastSeenMs = lastSeenMs
+        self.lastSkewMs = lastSkewMs
+        self.appliedSeq = appliedSeq
+        self.ackedCursor = ackedCursor
+        self.lastError = lastError
+        self.clonedMs = clonedMs
+        self.clonedRefusals = clonedRefusals
+    }
 }
 
 /// What ingesting one change set did.
@@ -60,6 +81,8 @@ public struct HubError: Error, Sendable, CustomStringConvertible {
         case invalidForm = "invalid_form", invalidCampaign = "invalid_campaign"
         /// The request names a state the item is not in (a closed quarantine entry, a published draft).
         case wrongState = "wrong_state"
+        /// The feature is not available on this hub's store backend (yet).
+        case unavailable
     }
 
     /// The HTTP status an operator endpoint answers this refusal with.
@@ -70,6 +93,7 @@ public struct HubError: Error, Sendable, CustomStringConvertible {
         case .invalidForm, .invalidCampaign: 422
         case .badToken: 401
         case .revoked: 403
+        case .unavailable: 501
         default: 400
         }
     }
@@ -93,4 +117,10 @@ public struct HubRecordView: Sendable, Equatable {
 
     public var isDeleted: Bool { leaves[deletedField]?.winner?.value == .bool(true) }
     public var winners: [String: Value] { leaves.compactMapValues { $0.winner?.value } }
+
+    public init(id: RecordID, scope: RecordScope, leaves: [String: LeafRegister]) {
+        self.id = id
+        self.scope = scope
+        self.leaves = leaves
+    }
 }

@@ -55,7 +55,8 @@ extension SQLiteHubStore {
 
     // MARK: forms
 
-    static func formProblems(_ form: FormDefinition) -> HubError? {
+    /// Every problem of a form definition as one typed refusal (`invalid_form`), or nil when it may be published.
+    public static func formProblems(_ form: FormDefinition) -> HubError? {
         let problems = form.validate()
         guard !problems.isEmpty else { return nil }
         return HubError(

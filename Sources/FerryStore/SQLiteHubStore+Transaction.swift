@@ -4,7 +4,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 
-extension SQLiteHubStore: HubStore {
+extension SQLiteHubStore: HubServiceStore {
     public func transaction<T>(_ body: (any HubTransaction) throws -> T) throws -> T {
         try write { db in try body(SQLiteHubTransaction(db: db, store: self)) }
     }

@@ -20,6 +20,7 @@ public final class SQLiteHubStore: Sendable {
 
     /// The database file.
     public let path: String
+    public var location: String { path }
     /// The storage fault of the last write that failed, until a write succeeds (for `/v1/health`).
     let lastFault = Mutex<StoreFault?>(nil)
 
@@ -112,6 +113,8 @@ public final class SQLiteHubStore: Sendable {
         }
     }
 
+    public func fault(_ error: any Error) -> StoreFault? { StoreFault.from(error, path: path) }
+
     /// Checks the file for damage (`PRAGMA quick_check`), as `ferry hub serve` does at start.
     /// - Throws: ``StoreFault`` `corrupt` with what to do.
     public func verifyIntegrity() throws { try StoreFault.quickCheck(pool, path: path) }
@@ -202,38 +205,24 @@ public final class SQLiteHubStore: Sendable {
         }
     }
 
-    /// Publishes a form version.
-    public func publish(form: FormDefinition) throws {
-        let problems = form.problems()
-        if !problems.isEmpty {
-            throw HubError(.badRequest, "the form is not valid: " + problems.joined(separator: "; "))
-        }
-        try publish(.form, key: "\(form.id)@\(form.version)", json: Self.json(form))
-    }
-
     static func json(_ v: some Encodable) throws -> [UInt8] {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         return [UInt8](try e.encode(v))
     }
 
-    public func catalog<T: Decodable>(_ kind: CatalogItem.Kind, as: T.Type) throws -> [T] {
+    public func catalogJSON(_ kind: CatalogItem.Kind) throws -> [[UInt8]] {
         try pool.read { db in
             try Data.fetchAll(
                 db, sql: "SELECT json FROM catalog WHERE kind = ? ORDER BY key", arguments: [kind.rawValue]
-            )
-            .compactMap { try? JSONDecoder().decode(T.self, from: $0) }
+            ).map { [UInt8]($0) }
         }
     }
-
-    public func forms() throws -> [FormDefinition] { try catalog(.form, as: FormDefinition.self) }
-    public func communes() throws -> [Commune] { try catalog(.commune, as: Commune.self) }
-    public func campaigns() throws -> [CampaignDefinition] { try catalog(.campaign, as: CampaignDefinition.self) }
 
     // MARK: enrollment
 
     /// Issues a one-time enrollment token for `commune`; only its hash is kept.
-    public func issueToken(commune: String, ttlMillis: UInt64 = 7 * 86_400_000) throws -> [UInt8] {
+    public func issueToken(commune: String, ttlMillis: UInt64) throws -> [UInt8] {
         guard try communes().contains(where: { $0.code == commune }) else {
             throw HubError(.notFound, "commune \(commune) is not in this hub's list: see `ferry hub communes`")
         }
@@ -367,81 +356,6 @@ public final class SQLiteHubStore: Sendable {
         try Int.fetchOne(db, sql: "SELECT count(*) FROM conflicts") ?? 0
     }
 
-    // MARK: operator writes
-
-    /// Creates a record at the hub (an operator's write) after validating it.
-    public func operatorCreate(form: FormDefinition, commune: String, values: [String: Value]) throws -> RecordID {
-        let values = values.mapValues(AgentStore.normalized)
-        let missing = form.missingRequired(in: values)
-        if !missing.isEmpty { throw FormError("required field(s) missing: \(missing.joined(separator: ", "))") }
-        for (f, v) in values.sorted(by: { $0.key < $1.key }) {
-            if let why = form.violation(field: f, value: v) { throw FormError(why) }
-        }
-        return try transaction { tx in
-            var c = try tx.clock()
-            let h = c.now()
-            var rng = SystemRandomNumberGenerator()
-            let rid = RecordID.v7(millis: h.millis, using: &rng)
-            let scope = RecordScope(formID: form.id, formVersion: form.version, commune: commune)
-            let writes = values.sorted { $0.key < $1.key }.filter { !$0.value.isNull }.map {
-                FieldWrite(record: rid, field: $0.key, id: WriteID(hlc: h, origin: .hub), value: $0.value)
-            }
-            _ = try tx.merge(
-                [RecordBatch(record: rid, scope: scope, isNew: true, writes: writes)], changeSet: nil,
-                atMillis: nowMillis())
-            try tx.save(clock: c)
-            return rid
-        }
-    }
-
-    /// An operator's edit of a record's fields. With `resolve`, each write's
-    /// `prev` names every leaf, which resolves a conflict on that field; a
-    /// `_deleted` write then also covers every field leaf, which resolves an
-    /// edit-vs-delete conflict.
-    public func operatorWrite(record: RecordID, values: [String: Value], resolve: Bool) throws {
-        let values = values.mapValues(AgentStore.normalized)
-        try transaction { tx in
-            guard let scope = try tx.scopes(of: [record])[record] else {
-                throw HubError(.notFound, "record \(record) is not at this hub")
-            }
-            let leaves = try tx.registers(of: record)
-            if let form = try tx.forms()["\(scope.formID)@\(scope.formVersion)"] {
-                for (f, v) in values.sorted(by: { $0.key < $1.key }) {
-                    if let why = form.violation(field: f, value: v) { throw FormError(why) }
-                }
-            }
-            var c = try tx.clock()
-            let h = c.now()
-            let seen = leaves.mapValues { $0.leaves.map(\.id) }
-            let writes = values.sorted { $0.key < $1.key }.map { f, v in
-                WriteRules.hub(
-                    record: record, field: f, value: v, id: WriteID(hlc: h, origin: .hub),
-                    leaves: leaves[f] ?? LeafRegister(), deleted: leaves[deletedField], resolve: resolve,
-                    covers: WriteRules.covers(field: f, value: v, seen: seen))
-            }
-            _ = try tx.merge(
-                [RecordBatch(record: record, scope: scope, isNew: false, writes: writes)], changeSet: nil,
-                atMillis: nowMillis())
-            try tx.save(clock: c)
-        }
-    }
-
-    /// Resolves every open conflict on `record.field` by keeping the current
-    /// winner (or `value` when given): the new write names every leaf.
-    public func resolve(record: RecordID, field: String, value: Value?) throws {
-        let view = try self.record(record)
-        guard let view else { throw HubError(.notFound, "record \(record) is not at this hub") }
-        if field == deletedField || (view.isDeleted && value == nil && view.leaves[field]?.isConflict != true) {
-            // An edit-vs-delete conflict: confirm the delete (or undelete with value false).
-            try operatorWrite(record: record, values: [deletedField: value ?? .bool(true)], resolve: true)
-            return
-        }
-        guard let keep = value ?? view.leaves[field]?.winner?.value else {
-            throw HubError(.notFound, "record \(record) has no field \(field)")
-        }
-        try operatorWrite(record: record, values: [field: keep], resolve: true)
-    }
-
     // MARK: reading
 
     public func record(_ id: RecordID) throws -> HubRecordView? {
@@ -464,7 +378,7 @@ public final class SQLiteHubStore: Sendable {
     }
 
     /// Record ids, newest first, optionally of one commune.
-    public func recordIDs(commune: String? = nil, limit: Int = 100) throws -> [RecordID] {
+    public func recordIDs(commune: String?, limit: Int) throws -> [RecordID] {
         try pool.read { db in
             let sql =
                 commune == nil
@@ -489,7 +403,7 @@ public final class SQLiteHubStore: Sendable {
     }
 
     /// Open conflicts with provenance, oldest first (the first page; see ``conflictPage(_:after:limit:)``).
-    public func conflicts(limit: Int = 200) throws -> [ConflictReport] {
+    public func conflicts(limit: Int) throws -> [ConflictReport] {
         try pool.read { db in
             let agents = try Self.agentCommunes(db)
             return try Row.fetchAll(
@@ -499,7 +413,7 @@ public final class SQLiteHubStore: Sendable {
     }
 
     /// Open quarantine entries, oldest first (the first page; see ``quarantinePage(status:after:limit:)``).
-    public func quarantine(limit: Int = 200) throws -> [QuarantineEntry] {
+    public func quarantine(limit: Int) throws -> [QuarantineEntry] {
         try quarantinePage(after: nil, limit: limit).items
     }
 
@@ -596,9 +510,7 @@ public final class SQLiteHubStore: Sendable {
     /// - Returns: the body, the cursor it reaches, whether more wait, the
     ///   stream head, and, when more wait, how many of this agent's changes lie
     ///   after the cursor reached.
-    public func changes(for agent: AgentInfo, since: UInt64, maxBytes: Int) throws -> (
-        body: ChangeSetBody, seqTo: UInt64, more: Bool, head: UInt64, remaining: Int
-    ) {
+    public func changes(for agent: AgentInfo, since: UInt64, maxBytes: Int) throws -> StreamPage {
         try pool.read { db in
             let head = try AgentStore.meta(db, "stream_seq").flatMap(UInt64.init) ?? 0
             // SPEC §9.4: a cursor past the head is not a position this hub gave out.
@@ -659,10 +571,9 @@ public final class SQLiteHubStore: Sendable {
                         sql: "SELECT count(*) FROM leaves WHERE commune = ? AND seq > ? AND origin != ?",
                         arguments: [agent.commune, Int64(clamping: seqTo), agent.id]) ?? 0
             }
-            return (
-                ChangeSetBody(writes: writes, scopes: scopes, catalog: catalog), seqTo, cut != nil, max(head, seqTo),
-                remaining
-            )
+            return StreamPage(
+                body: ChangeSetBody(writes: writes, scopes: scopes, catalog: catalog), seqTo: seqTo, more: cut != nil,
+                head: max(head, seqTo), remaining: remaining)
         }
     }
 

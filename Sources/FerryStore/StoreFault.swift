@@ -18,6 +18,8 @@ public struct StoreFault: Error, Sendable, Equatable, CustomStringConvertible {
         case ioError = "io_error"
         /// SQLITE_CORRUPT, SQLITE_NOTADB, or `PRAGMA quick_check` found damage.
         case corrupt
+        /// The hub's PostgreSQL database cannot be reached or failed the statement (issue 10).
+        case databaseUnavailable = "database_unavailable"
     }
 
     public let code: Code
@@ -31,7 +33,7 @@ public struct StoreFault: Error, Sendable, Equatable, CustomStringConvertible {
     public var httpStatus: Int {
         switch code {
         case .diskFull: 507
-        case .readOnly, .ioError: 503
+        case .readOnly, .ioError, .databaseUnavailable: 503
         case .corrupt: 500
         }
     }
@@ -50,6 +52,9 @@ public struct StoreFault: Error, Sendable, Equatable, CustomStringConvertible {
         case .ioError:
             message =
                 "the disk failed while using \(path)\(d): nothing was written; check the disk (cable, free space, `dmesg`) and retry"
+        case .databaseUnavailable:
+            message =
+                "the hub's database \(path) did not take the request\(d): nothing was written; check that PostgreSQL runs and accepts this hub's connections (see hub/OPERATIONS.md), then retry"
         case .corrupt:
             message =
                 "the database file \(path) is damaged\(d): stop Ferry, move the file aside (with its -wal and -shm files) and restore the latest backup (see hub/OPERATIONS.md, \"Backups\"); an agent can instead be enrolled again in a new directory"

@@ -120,7 +120,7 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     /// Compares every agent's replica with the hub's winners for its commune.
-    static func compare(homes: [AgentHome], hub: SQLiteHubStore, report: inout [String]) throws -> Bool {
+    static func compare(homes: [AgentHome], hub: any HubServiceStore, report: inout [String]) throws -> Bool {
         report = []
         var all = true
         for h in homes {

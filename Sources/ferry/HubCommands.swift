@@ -3,6 +3,7 @@ import FerryAgent
 import FerryCore
 import FerryCrypto
 import FerryHub
+import FerryPostgres
 import FerryProtocol
 import FerryStore
 import Foundation
@@ -25,11 +26,18 @@ struct HubInit: AsyncParsableCommand {
         commandName: "init",
         abstract: "Create a hub: keys, store, operator token, the province's communes and the land-record form.")
     @Option(help: "Directory for the hub's files.") var dir = "ferry-hub"
+    @Option(
+        help: ArgumentHelp(
+            "Keep the records in this PostgreSQL database (postgres://user@host:port/db) instead of DIR/hub.sqlite.",
+            discussion: "Keys and the operator token stay in DIR; the URL is kept in DIR/hub.store (0600)."))
+    var store: String?
 
     func run() async throws {
         let home = HubHome(directory: dir)
-        let identity = try home.initialize()
+        let identity: Identity
+        do { identity = try home.initialize(storeURL: store) } catch let e as HubError { throw UserError(e.message) }
         print("Hub created in \(dir)")
+        if let store { print("  store:           \((try? PostgresURL(store))?.description ?? "postgres")") }
         print("  key fingerprint: \(hex(identity.fingerprint))")
         print("  operator token:  \(home.tokenPath) (keep it secret)")
         print("  seeded:          \(Seed.communes.count) communes, form land-record v1, campaign land-2025")
@@ -51,6 +59,8 @@ struct HubServe: AsyncParsableCommand {
     @Option(help: "Password hashing cost: interactive (default) or test (libsodium's minimum; tests only).")
     var passwordCost = "interactive"
     @Option(help: "Log format: text, or json (one object a line, for journald or Loki).") var logFormat = "text"
+    @Option(help: "PostgreSQL store URL (postgres://…); default: DIR/hub.store, else DIR/hub.sqlite.")
+    var store: String?
 
     func run() async throws {
         guard ["text", "json"].contains(logFormat) else { throw UserError("--log-format must be text or json") }
@@ -75,12 +85,26 @@ struct HubServe: AsyncParsableCommand {
         do { lock = try home.lock() } catch { throw UserError("\(error)") }
         defer { lock.release() }
         for w in home.privacyWarnings() { logger.warning("file is not private", metadata: ["ferry.problem": "\(w)"]) }
-        let store: SQLiteHubStore
-        do {
-            store = try SQLiteHubStore(path: home.storePath, futureBoundMillis: UInt64(futureBound) * 1000)
-            try store.verifyIntegrity()
-        } catch {
-            throw UserError(StoreFault.describe(error, path: home.storePath))
+        let store: any HubServiceStore
+        let bound = UInt64(futureBound) * 1000
+        if let url = self.store ?? home.storeURL() {
+            // Several hub processes may share this database; never log its password.
+            do {
+                store = try PostgresHubStore(url: url, futureBoundMillis: bound, logger: logger)
+            } catch let e as HubError {
+                throw UserError(e.message)
+            } catch {
+                throw UserError("\(error)")
+            }
+            logger.notice("hub store", metadata: ["ferry.store": "\(store.location)"])
+        } else {
+            do {
+                let s = try SQLiteHubStore(path: home.storePath, futureBoundMillis: bound)
+                try s.verifyIntegrity()
+                store = s
+            } catch {
+                throw UserError(StoreFault.describe(error, path: home.storePath))
+            }
         }
         guard let cost = PasswordHash.Cost(rawValue: passwordCost) else {
             throw UserError("--password-cost must be interactive or test")

@@ -9,10 +9,12 @@ import Testing
 /// different content are a cloned replica, not a duplicate; re-enrolling the
 /// copy moves its unacknowledged writes to a new origin.
 struct ClonedReplicaTests {
-    @Test func aDifferentChangeSetForAnAppliedRangeIsRefusedAsClonedReplica() throws {
+    @Test(arguments: Backend.allCases) func aDifferentChangeSetForAnAppliedRangeIsRefusedAsClonedReplica(
+        _ backend: Backend
+    ) throws {
         let dir = try TempDir("cloned")
         defer { dir.remove() }
-        let t = try HubAndAgent(dir)
+        let t = try HubAndAgent(dir, backend)
         try t.agent.create(form: try Fixture.form, commune: Fixture.commune, values: Fixture.rows(1, seed: 1)[0])
         try t.upload()
         // A copy of the replica file, as if the directory were copied to another PC
@@ -52,10 +54,11 @@ struct ClonedReplicaTests {
         #expect(try t.hub.agent(id: t.info.id)?.clonedRefusals == 1)
     }
 
-    @Test func aCloneWhoseRangeOverlapsTheAppliedOneIsRefusedToo() throws {
+    @Test(arguments: Backend.allCases) func aCloneWhoseRangeOverlapsTheAppliedOneIsRefusedToo(_ backend: Backend) throws
+    {
         let dir = try TempDir("overlap")
         defer { dir.remove() }
-        let t = try HubAndAgent(dir)
+        let t = try HubAndAgent(dir, backend)
         try t.agent.createMany(form: try Fixture.form, commune: Fixture.commune, rows: Fixture.rows(2, seed: 4))
         try t.upload()
         let applied = try #require(try t.hub.agent(id: t.info.id)).appliedSeq
@@ -66,10 +69,12 @@ struct ClonedReplicaTests {
         #expect(e?.code == .clonedReplica)
     }
 
-    @Test func reoriginMovesEveryUnacknowledgedWriteAndItsReferencesToTheNewOrigin() throws {
+    @Test(arguments: Backend.allCases) func reoriginMovesEveryUnacknowledgedWriteAndItsReferencesToTheNewOrigin(
+        _ backend: Backend
+    ) throws {
         let dir = try TempDir("reorigin")
         defer { dir.remove() }
-        let t = try HubAndAgent(dir)
+        let t = try HubAndAgent(dir, backend)
         let acked = try t.agent.create(
             form: try Fixture.form, commune: Fixture.commune, values: Fixture.rows(1, seed: 6)[0])
         try t.upload()

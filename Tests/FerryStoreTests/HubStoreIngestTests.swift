@@ -9,10 +9,12 @@ import Testing
 /// (DESIGN §8): once only, in sequence, in scope, validated, with conflicts
 /// recorded for an operator.
 struct HubStoreIngestTests {
-    @Test func aChangeSetIsAppliedOnceAndIsADuplicateTheSecondTime() throws {
+    @Test(arguments: Backend.allCases) func aChangeSetIsAppliedOnceAndIsADuplicateTheSecondTime(_ backend: Backend)
+        throws
+    {
         let dir = try TempDir("ingest")
         defer { dir.remove() }
-        let t = try HubAndAgent(dir)
+        let t = try HubAndAgent(dir, backend)
         let rows = Fixture.rows(5, seed: 10)
         try t.agent.createMany(form: try Fixture.form, commune: Fixture.commune, rows: rows)
         let f = try #require(try t.freeze())
@@ -42,10 +44,11 @@ struct HubStoreIngestTests {
         #expect(audit.count == 1 && audit.first?.signatureValid == true && audit.first?.seqTo == 60)
     }
 
-    @Test func aGapInTheSequenceIsRefusedWithTheSequenceExpected() throws {
+    @Test(arguments: Backend.allCases) func aGapInTheSequenceIsRefusedWithTheSequenceExpected(_ backend: Backend) throws
+    {
         let dir = try TempDir("gap")
         defer { dir.remove() }
-        let t = try HubAndAgent(dir)
+        let t = try HubAndAgent(dir, backend)
         try t.agent.create(form: try Fixture.form, commune: Fixture.commune, values: Fixture.rows(1, seed: 11)[0])
         try t.upload()
         let (body, rid) = try craftedRecord(t, seed: 12)
@@ -59,10 +62,12 @@ struct HubStoreIngestTests {
         #expect(try t.hub.record(rid) == nil)
     }
 
-    @Test func anInvalidValueIsQuarantinedWithItsReasonAndNotMerged() throws {
+    @Test(arguments: Backend.allCases) func anInvalidValueIsQuarantinedWithItsReasonAndNotMerged(_ backend: Backend)
+        throws
+    {
         let dir = try TempDir("quarantine")
         defer { dir.remove() }
-        let t = try HubAndAgent(dir)
+        let t = try HubAndAgent(dir, backend)
         let row = Fixture.rows(1, seed: 13)[0]
         let rid = try t.agent.create(form: try Fixture.form, commune: Fixture.commune, values: row)
         try t.upload()
@@ -98,10 +103,12 @@ struct HubStoreIngestTests {
         #expect(try t.hub.totals()["conflicts"] == 0)
     }
 
-    @Test func aWriteToAnotherCommunesRecordIsRefusedAndNothingIsApplied() throws {
+    @Test(arguments: Backend.allCases) func aWriteToAnotherCommunesRecordIsRefusedAndNothingIsApplied(
+        _ backend: Backend
+    ) throws {
         let dir = try TempDir("scope")
         defer { dir.remove() }
-        let t = try HubAndAgent(dir)
+        let t = try HubAndAgent(dir, backend)
         let rows = Fixture.rows(2, seed: 14)
         try t.agent.create(form: try Fixture.form, commune: Fixture.commune, values: rows[0])
         let foreign = try t.agent.create(form: try Fixture.form, commune: Fixture.otherCommune, values: rows[1])
@@ -117,10 +124,12 @@ struct HubStoreIngestTests {
         #expect(try t.hub.agent(id: t.info.id)?.appliedSeq == 0)
     }
 
-    @Test func concurrentEditsAreRecordedAsAConflictAndResolutionClearsIt() throws {
+    @Test(arguments: Backend.allCases) func concurrentEditsAreRecordedAsAConflictAndResolutionClearsIt(
+        _ backend: Backend
+    ) throws {
         let dir = try TempDir("conflict")
         defer { dir.remove() }
-        let t = try HubAndAgent(dir)
+        let t = try HubAndAgent(dir, backend)
         let rid = try t.agent.create(
             form: try Fixture.form, commune: Fixture.commune, values: Fixture.rows(1, seed: 15)[0])
         try t.upload()
@@ -159,10 +168,12 @@ struct HubStoreIngestTests {
         #expect(try t.hub.winners(commune: Fixture.commune) == t.agent.fullState())
     }
 
-    @Test func anEditOfARecordTheHubDeletedIsAnEditVersusDeleteConflictUntilResolved() throws {
+    @Test(arguments: Backend.allCases) func anEditOfARecordTheHubDeletedIsAnEditVersusDeleteConflictUntilResolved(
+        _ backend: Backend
+    ) throws {
         let dir = try TempDir("editdelete")
         defer { dir.remove() }
-        let t = try HubAndAgent(dir)
+        let t = try HubAndAgent(dir, backend)
         let rid = try t.agent.create(
             form: try Fixture.form, commune: Fixture.commune, values: Fixture.rows(1, seed: 16)[0])
         try t.upload()

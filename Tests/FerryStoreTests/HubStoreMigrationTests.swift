@@ -23,7 +23,7 @@ struct HubStoreMigrationTests {
 
         // Rewrite the rows as release 0.1.0 stored them (null 0, bool 1 with v 0/1,
         // int 2, double 3, string 4, date 5, bytes 6) and forget the migration.
-        try t.hub.pool.write { db in
+        try #require(t.hub as? SQLiteHubStore).pool.write { db in
             try db.execute(
                 sql: """
                     UPDATE leaves SET v = CASE t WHEN 1 THEN 0 WHEN 2 THEN 1 ELSE v END,

@@ -18,14 +18,14 @@ struct QuarantineTests {
         var hubLeaves: Int
         var winners: [RecordID: [String: Value]]
 
-        init(_ hub: SQLiteHubStore) throws {
+        init(_ hub: any HubServiceStore) throws {
             head = try hub.streamSeq()
             let t = try hub.totals()
             records = (t["records"] ?? 0) + (t["records_deleted"] ?? 0)
             leaves = t["leaves"] ?? 0
             winners = try hub.winners(commune: Fixture.commune)
-            hubLeaves = try hub.pool.read { db in
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM leaves WHERE origin = 'hub'") ?? 0
+            hubLeaves = try hub.recordIDs(commune: nil, limit: 100_000).compactMap { try hub.record($0) }.reduce(0) {
+                $0 + $1.leaves.values.reduce(0) { n, r in n + r.leaves.filter { $0.id.origin == .hub }.count }
             }
         }
     }
@@ -35,11 +35,11 @@ struct QuarantineTests {
         var testDescription: String { rawValue }
     }
 
-    @Test(arguments: Case.allCases)
-    func anInvalidWriteIsKeptWithItsReasonAndLeavesNoTrace(_ c: Case) throws {
+    @Test(arguments: Case.allCases, Backend.allCases)
+    func anInvalidWriteIsKeptWithItsReasonAndLeavesNoTrace(_ c: Case, _ backend: Backend) throws {
         let dir = try TempDir("q-\(c.rawValue)")
         defer { dir.remove() }
-        let t = try HubAndAgent(dir)
+        let t = try HubAndAgent(dir, backend)
         let rid = try t.agent.create(
             form: try Fixture.form, commune: Fixture.commune, values: Fixture.rows(1, seed: 21)[0])
         try t.upload()
@@ -89,10 +89,12 @@ struct QuarantineTests {
         #expect(stream.body.writes.isEmpty)
     }
 
-    @Test func invalidWritesToANeighboursFieldsKeepTheNeighboursAuthorshipAndAudit() throws {
+    @Test(arguments: Backend.allCases) func invalidWritesToANeighboursFieldsKeepTheNeighboursAuthorshipAndAudit(
+        _ backend: Backend
+    ) throws {
         let dir = try TempDir("q-neighbour")
         defer { dir.remove() }
-        let t = try HubAndAgent(dir)
+        let t = try HubAndAgent(dir, backend)
         // The honest neighbour: a second agent of the same commune.
         let neighbour = Identity()
         let info = try t.hub.enroll(
@@ -144,10 +146,12 @@ struct QuarantineTests {
         #expect(try t.hub.audit(record: rid) == audit, "the audit still lists the neighbour's signed change set")
     }
 
-    @Test func theAuthorTakesTheAcceptedValueBackKeepsTheReasonAndConverges() throws {
+    @Test(arguments: Backend.allCases) func theAuthorTakesTheAcceptedValueBackKeepsTheReasonAndConverges(
+        _ backend: Backend
+    ) throws {
         let dir = try TempDir("q-author")
         defer { dir.remove() }
-        let t = try HubAndAgent(dir)
+        let t = try HubAndAgent(dir, backend)
         let rid = try t.agent.create(
             form: try Fixture.form, commune: Fixture.commune, values: Fixture.rows(1, seed: 23)[0])
         try t.upload()
@@ -178,10 +182,12 @@ struct QuarantineTests {
         #expect(try t.agent.fullState() == (try t.hub.winners(commune: Fixture.commune)))
     }
 
-    @Test func aChangeSetOverTheWriteBoundIsRefusedBeforeAnythingIsRead() throws {
+    @Test(arguments: Backend.allCases) func aChangeSetOverTheWriteBoundIsRefusedBeforeAnythingIsRead(_ backend: Backend)
+        throws
+    {
         let dir = try TempDir("q-bound")
         defer { dir.remove() }
-        let t = try HubAndAgent(dir)
+        let t = try HubAndAgent(dir, backend)
         let now = try t.agent.now()
         var rng = SystemRandomNumberGenerator()
         let rid = RecordID.v7(millis: now.millis, using: &rng)

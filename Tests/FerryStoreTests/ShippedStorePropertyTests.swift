@@ -12,22 +12,24 @@ import Testing
 /// ``IngestPipeline`` over a ``SQLiteHubStore``, on SQLite files, with real
 /// sealed envelopes and the hub's paged stream.
 ///
-/// `FERRY_STORE_PROPERTY_CASES` sets the number of cases (default 1,000);
-/// `FERRY_PROPERTY_SEED` replays one and prints its trace.
+/// Both hub backends run the histories (issue 10). `FERRY_STORE_PROPERTY_CASES`
+/// sets the number of cases on SQLite (default 1,000),
+/// `FERRY_STORE_PROPERTY_CASES_PG` on PostgreSQL (default 48: each case is a
+/// fresh database); `FERRY_PROPERTY_SEED` replays one and prints its trace.
 struct ShippedStorePropertyTests {
     static let batches = 8
-    static var casesPerBatch: Int {
-        let n =
-            ProcessInfo.processInfo.environment["FERRY_STORE_PROPERTY_CASES"].flatMap { Int($0) }.map { max(1, $0) }
-            ?? 1_000
+    static func casesPerBatch(_ backend: Backend) -> Int {
+        let (key, standard) =
+            backend == .sqlite ? ("FERRY_STORE_PROPERTY_CASES", 1_000) : ("FERRY_STORE_PROPERTY_CASES_PG", 48)
+        let n = ProcessInfo.processInfo.environment[key].flatMap { Int($0) }.map { max(1, $0) } ?? standard
         return (n + batches - 1) / batches
     }
 
     @Test(
         "Real replicas converge on the real hub's winners; re-delivery and re-pulls change nothing",
-        arguments: 0..<batches)
-    func shippedStoresConverge(batch: Int) throws {
-        let n = Self.casesPerBatch
+        arguments: Backend.allCases, 0..<batches)
+    func shippedStoresConverge(backend: Backend, batch: Int) throws {
+        let n = Self.casesPerBatch(backend)
         var seeds: [UInt64] = []
         if let one = ProcessInfo.processInfo.environment["FERRY_PROPERTY_SEED"].flatMap({ UInt64($0) }) {
             if batch == 0 { seeds = [one] }
@@ -40,7 +42,7 @@ struct ShippedStorePropertyTests {
         var failures: [(UInt64, [String])] = []
         var totals = StoreRun.Stats()
         for seed in seeds {
-            let run = try StoreRun(scenario: MergeScenario.generate(seed: seed))
+            let run = try StoreRun(scenario: MergeScenario.generate(seed: seed), backend: backend)
             let violations = try run.run()
             totals += run.stats
             if seeds.count == 1 { print(run.trace.joined(separator: "\n")) }
@@ -95,7 +97,7 @@ final class StoreRun {
 
     let scenario: MergeScenario
     let dir: String
-    let hub: SQLiteHubStore
+    let hub: any HubServiceStore
     let hubIdentity = Identity()
     var agents: [Agent] = []
     let walls: [ManualClock]
@@ -103,7 +105,7 @@ final class StoreRun {
     var trace: [String] = []
     var violations: [String] = []
 
-    init(scenario: MergeScenario) throws {
+    init(scenario: MergeScenario, backend: Backend) throws {
         self.scenario = scenario
         // tmpfs when there is one: durability is tested elsewhere, and fsync would dominate here.
         let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
@@ -114,7 +116,7 @@ final class StoreRun {
         walls = (0...scenario.agents).map { _ in
             ManualClock(millis: 1_764_000_000_000 + UInt64.random(in: 0...60_000, using: &rng))
         }
-        hub = try SQLiteHubStore(path: dir + "/hub.sqlite", wall: walls[scenario.agents], futureBoundMillis: 86_400_000)
+        hub = try backend.hubStore(dir, wall: walls[scenario.agents], futureBoundMillis: 86_400_000)
         try hub.publish(form: Self.form)
         let item = CatalogItem(kind: .form, key: "sim@1", seq: 1, json: Array(try JSONEncoder().encode(Self.form)))
         for i in 0..<scenario.agents {
@@ -290,11 +292,11 @@ final class StoreRun {
             _ = try hub.operatorCreate(
                 form: Self.form, commune: commune, values: ["owner": Self.value("owner", rng.next())])
         case .hubEdit(let r, let f, let v):
-            guard let rid = pick(try hub.recordIDs(limit: 1000), r) else { return }
+            guard let rid = pick(try hub.recordIDs(commune: nil, limit: 1000), r) else { return }
             let field = MergeSimulation.fields[Int(f % UInt64(MergeSimulation.fields.count))]
             try hub.operatorWrite(record: rid, values: [field: Self.value(field, v)], resolve: false)
         case .hubDelete(let r), .hubUndelete(let r):
-            guard let rid = pick(try hub.recordIDs(limit: 1000), r) else { return }
+            guard let rid = pick(try hub.recordIDs(commune: nil, limit: 1000), r) else { return }
             let del: Bool = if case .hubDelete = op { true } else { false }
             try hub.operatorWrite(record: rid, values: [deletedField: .bool(del)], resolve: false)
         case .hubResolve(let p, let v):

@@ -1,8 +1,10 @@
 import FerryCore
 import FerryCrypto
 import FerryHub
+import FerryPostgres
 import FerryProtocol
 import FerryStore
+import FerryTesting
 import Foundation
 import Testing
 
@@ -47,16 +49,36 @@ enum Fixture {
     }
 }
 
+/// The hub store backends every store and pipeline test runs against (issue 10):
+/// a SQLite file, and a fresh database on the test process's own PostgreSQL
+/// server (``PostgresTestServer``).
+enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+
+    func hubStore(_ dir: String, wall: any WallClock = SystemClock(), futureBoundMillis: UInt64 = 600_000) throws
+        -> any HubServiceStore
+    {
+        switch self {
+        case .sqlite:
+            return try SQLiteHubStore(path: dir + "/hub.sqlite", wall: wall, futureBoundMillis: futureBoundMillis)
+        case .postgres:
+            let url = try PostgresTestServer.shared().makeDatabase("hub")
+            return try PostgresHubStore(url: url, wall: wall, futureBoundMillis: futureBoundMillis)
+        }
+    }
+}
+
 /// A hub store with one enrolled agent whose replica seals real change sets.
 struct HubAndAgent {
-    let hub: SQLiteHubStore
+    let hub: any HubServiceStore
     let agent: AgentStore
     let info: AgentInfo
     let hubIdentity = Identity()
     let agentIdentity = Identity()
 
-    init(_ dir: TempDir) throws {
-        hub = try SQLiteHubStore(path: dir.file("hub.sqlite"))
+    init(_ dir: TempDir, _ backend: Backend = .sqlite) throws {
+        hub = try backend.hubStore(dir.path)
         try hub.publish(form: try Fixture.form)
         for c in Seed.communes where [Fixture.commune, Fixture.otherCommune].contains(c.code) {
             try hub.publish(.commune, key: c.code, json: Array(try JSONEncoder().encode(c)))
@@ -115,7 +137,7 @@ struct HubAndAgent {
     }
 }
 
-extension SQLiteHubStore {
+extension HubServiceStore {
     /// Ingests through the hub's real pipeline (FerryHub's `IngestPipeline`).
     func ingest(_ cs: OpenedChangeSet, from agent: String) throws -> IngestResult {
         try IngestPipeline.apply(cs, from: agent, store: self).result
