@@ -2,7 +2,8 @@
 # Installs the system libraries Ferry links against, only when missing.
 set -euo pipefail
 need=()
-for pkg in libsodium-dev libsqlite3-dev libzstd-dev zlib1g-dev pkg-config; do
+# iproute2, nftables and python3 are for the link lab (scripts/linklab.sh, run by `make test` as root).
+for pkg in libsodium-dev libsqlite3-dev libzstd-dev zlib1g-dev pkg-config iproute2 nftables python3; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
