@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """A user-space TCP relay that holds every chunk for a fixed time (the link lab's delay).
 
-Usage: delay-relay.py LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT DELAY_MS
+Usage: delay-relay.py LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT DELAY_MS [CUT_AFTER]
+
+With CUT_AFTER, the first connection is cut (both sides closed) once it has
+forwarded CUT_AFTER bytes from the client: a link lost in mid-upload.
 
 The kernel here has no netem, so the lab adds latency in user space
 (PLATFORM.md "Networks for link tests"): each chunk read from one side is
@@ -25,13 +28,20 @@ QUEUE = 64
 IDLE_S = 180.0
 
 
-async def pump(reader, writer, delay, last):
+async def pump(reader, writer, delay, last, budget=None):
     queue = asyncio.Queue(QUEUE)
 
     async def read_side():
         try:
             while True:
                 data = await reader.read(CHUNK)
+                if budget is not None and data:
+                    data = data[: max(0, budget[0])]
+                    budget[0] -= len(data)
+                    if budget[0] <= 0:
+                        await queue.put((time.monotonic() + delay, data))
+                        await queue.put((time.monotonic() + delay, None))
+                        return
                 await queue.put((time.monotonic() + delay, data))
                 if not data:
                     return
@@ -46,6 +56,9 @@ async def pump(reader, writer, delay, last):
                 wait = due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                if data is None:
+                    await writer.drain()
+                    raise ConnectionError("cut")
                 if not data:
                     if writer.can_write_eof():
                         writer.write_eof()
@@ -59,6 +72,9 @@ async def pump(reader, writer, delay, last):
     await asyncio.gather(read_side(), write_side())
 
 
+CUTS = []
+
+
 async def handle(client_r, client_w, target, delay):
     try:
         server_r, server_w = await asyncio.wait_for(asyncio.open_connection(*target), 10)
@@ -66,7 +82,18 @@ async def handle(client_r, client_w, target, delay):
         client_w.close()
         return
     last = [time.monotonic()]
-    both = asyncio.gather(pump(client_r, server_w, delay, last), pump(server_r, client_w, delay, last))
+    budget = [CUTS.pop()] if CUTS else None
+    up = pump(client_r, server_w, delay, last, budget)
+    both = asyncio.gather(up, pump(server_r, client_w, delay, last))
+    if budget is not None:
+        # The cut closes both sides at once, like a link that goes away.
+        async def cut_watch():
+            while budget[0] > 0:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(delay + 0.2)
+            both.cancel()
+
+        asyncio.ensure_future(cut_watch())
 
     async def watchdog():
         while True:
@@ -90,9 +117,11 @@ async def handle(client_r, client_w, target, delay):
 
 
 async def main():
-    if len(sys.argv) != 6:
+    if len(sys.argv) not in (6, 7):
         sys.exit(__doc__)
-    host, port, thost, tport, delay_ms = sys.argv[1:]
+    host, port, thost, tport, delay_ms = sys.argv[1:6]
+    if len(sys.argv) == 7:
+        CUTS.append(int(sys.argv[6]))
     target = (thost, int(tport))
     delay = int(delay_ms) / 1000.0
     server = await asyncio.start_server(lambda r, w: handle(r, w, target, delay), host, int(port))

@@ -47,6 +47,7 @@ public enum HubServer {
             let r = await Task.detached { service.upload(bytes) }.value
             return reply(r)
         }
+        addUploadRoutes(router, service: service, uploads: uploads, limits: limits)
         router.get("/v1/changes") { request, _ in
             var query: [String: String] = [:]
             for (k, v) in request.uri.queryParameters where query[String(k)] == nil { query[String(k)] = String(v) }

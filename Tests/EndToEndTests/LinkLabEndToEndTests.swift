@@ -17,18 +17,20 @@ import Testing
 /// `make test` runs `2g` and `dead-zone` (in parallel, a few minutes).
 /// `FERRY_LINKLAB_FULL=1` runs every profile `FERRY_LINKLAB_RUNS` (default 3)
 /// times and prints the figures (median and range).
-@Suite(.timeLimit(.minutes(15)))
+@Suite
 struct LinkLabEndToEndTests {
     static let full = ProcessInfo.processInfo.environment["FERRY_LINKLAB_FULL"] == "1"
 
-    @Test(.enabled(if: LinkLab.available.ok, "\(LinkLab.available.why)"), arguments: ["2g", "dead-zone"])
+    @Test(
+        .enabled(if: LinkLab.available.ok, "\(LinkLab.available.why)"), .timeLimit(.minutes(15)),
+        arguments: ["2g", "dead-zone"])
     func w1UploadAndInitialDownloadArriveExactlyOnceThroughTheLink(profile: String) async throws {
         guard !Self.full else { return }
         let f = try await LinkLabRun.run(profile: profile, seed: 42)
         print("linklab \(f.line)")
     }
 
-    @Test(.enabled(if: full && LinkLab.available.ok, "FERRY_LINKLAB_FULL=1 and root"))
+    @Test(.enabled(if: full && LinkLab.available.ok, "FERRY_LINKLAB_FULL=1 and root"), .timeLimit(.minutes(60)))
     func everyProfileRepeatedPrintsTheFigures() async throws {
         let runs = Int(ProcessInfo.processInfo.environment["FERRY_LINKLAB_RUNS"] ?? "3") ?? 3
         let profiles = ["office", "3g-flaky", "2g", "dead-zone"]
