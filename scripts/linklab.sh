@@ -61,6 +61,9 @@ flap_pid=""
 
 cleanup() {
   trap - EXIT INT TERM
+  # Every step runs, whatever the one before returned (errexit would stop at
+  # the first `wait` on a killed child and leave the namespaces behind).
+  set +e
   [ -n "$flap_pid" ] && kill "$flap_pid" 2>/dev/null && wait "$flap_pid" 2>/dev/null
   [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null && wait "$relay_pid" 2>/dev/null
   # Processes still inside our namespaces were started through this lab.
@@ -134,6 +137,12 @@ if [ "${1:-}" = "--" ]; then
   "$@"
 else
   echo "ready $hub_ns $agent_ns $LAB_HUB_URL"
-  # Hold until the caller closes stdin (it ended, or died) or sends SIGTERM.
-  while read -r _; do :; done
+  # Hold until the caller closes stdin, sends SIGTERM, or is gone. (Its other
+  # children may hold our stdin's write end, so EOF alone is not enough.)
+  parent=$PPID
+  while kill -0 "$parent" 2>/dev/null; do
+    rc=0
+    read -r -t 1 _ || rc=$?
+    [ "$rc" -gt 0 ] && [ "$rc" -le 128 ] && break
+  done
 fi

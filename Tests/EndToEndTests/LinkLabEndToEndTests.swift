@@ -169,15 +169,14 @@ final class LinkLab {
         hubURL = String(ready[3])
     }
 
-    /// Closes the script's stdin (it cleans up and exits), bounded; SIGTERM after.
+    /// Stops the script (SIGTERM; its EXIT trap removes the namespaces), bounded.
+    /// Closing stdin alone is not enough: other children of this process may
+    /// have inherited the pipe's write end.
     func close() {
         try? stdin.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(20)
+        if process.isRunning { process.terminate() }
+        let deadline = Date().addingTimeInterval(30)
         while process.isRunning && Date() < deadline { usleep(50_000) }
-        if process.isRunning {
-            process.terminate()
-            usleep(2_000_000)
-        }
         if !process.isRunning { process.waitUntilExit() }
     }
 
