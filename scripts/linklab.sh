@@ -65,7 +65,8 @@ cleanup() {
   # the first `wait` on a killed child and leave the namespaces behind).
   set +e
   [ -n "$flap_pid" ] && kill "$flap_pid" 2>/dev/null && wait "$flap_pid" 2>/dev/null
-  [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null && wait "$relay_pid" 2>/dev/null
+  # SIGKILL: a relay with open connections may take its time on SIGTERM.
+  [ -n "$relay_pid" ] && kill -9 "$relay_pid" 2>/dev/null && wait "$relay_pid" 2>/dev/null
   # Processes still inside our namespaces were started through this lab.
   for ns in "$hub_ns" "$agent_ns"; do
     if ip netns list | grep -qw "$ns"; then
