@@ -4,7 +4,8 @@ set -euo pipefail
 need=()
 # chromium: the console's page tests (Tests/EndToEndTests/ConsoleEndToEndTests.swift).
 # postgresql: the tests start a throwaway server of their own (scripts/pg-test.sh).
-for pkg in libsodium-dev libsqlite3-dev libzstd-dev zlib1g-dev pkg-config chromium postgresql; do
+# iproute2, nftables and python3 are for the link lab (scripts/linklab.sh, run by `make test` as root).
+for pkg in libsodium-dev libsqlite3-dev libzstd-dev zlib1g-dev pkg-config chromium postgresql iproute2 nftables python3; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

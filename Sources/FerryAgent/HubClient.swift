@@ -16,6 +16,8 @@ public struct HubAnswer: Sendable {
     /// many changes for this agent still wait after this page (SPEC §9.4).
     public var hubHead: UInt64?
     public var hubRemaining: Int?
+    /// `Upload-Offset` of a resumable-upload answer (SPEC §9.10).
+    public var uploadOffset: Int?
     /// The typed error, when the hub refused.
     public var error: ErrorDetail?
     /// Local wall-clock ms when the request was sent and the answer received.
@@ -90,6 +92,7 @@ public final class HubClient: Sendable {
             cursor: resp.headers.first(name: "X-Ferry-Cursor").flatMap(UInt64.init),
             hubHead: resp.headers.first(name: "X-Ferry-Head").flatMap(UInt64.init),
             hubRemaining: resp.headers.first(name: "X-Ferry-Remaining").flatMap(Int.init).map { max(0, $0) },
+            uploadOffset: resp.headers.first(name: "Upload-Offset").flatMap(Int.init),
             error: nil, sentMs: sent, receivedMs: wall.nowMillis())
         if a.status >= 400 {
             struct E: Codable { var error: HubAnswer.ErrorDetail }

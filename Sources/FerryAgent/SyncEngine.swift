@@ -153,9 +153,7 @@ public final class SyncEngine: Sendable {
                 let answer: HubAnswer
                 do {
                     answer = try await request("upload of changes \(inflight.seqFrom)...\(inflight.seqTo)") {
-                        try await client.send(
-                            .POST, "/v1/changesets", body: inflight.envelope,
-                            headers: ["Content-Type": "application/octet-stream"])
+                        try await sendChangeSet(inflight)
                     }
                 } catch {
                     sizing.withLock { $0.failed(.upload) }
@@ -185,6 +183,7 @@ public final class SyncEngine: Sendable {
                     // A signed acknowledgement is contact with the hub.
                     try store.setMeta([
                         "last_upload_ack_ms": String(answer.receivedMs), "last_contact_ms": String(answer.receivedMs),
+                        Self.uploadStartedKey: nil,
                     ])
                     if ack.status == "duplicate" { report.duplicates += 1 }
                     report.uploadedChangeSets += 1

@@ -52,6 +52,7 @@ public enum HubServer {
             let r = try await blocking { service.upload(bytes) }
             return reply(r)
         }
+        addUploadRoutes(router, service: service, uploads: uploads, limits: limits)
         router.get("/v1/changes") { request, _ in
             var query: [String: String] = [:]
             for (k, v) in request.uri.queryParameters where query[String(k)] == nil { query[String(k)] = String(v) }

@@ -70,6 +70,8 @@ public final class HubService: Sendable {
     let metrics = HubMetrics()
     /// Sealed bytes per estimated byte of a download page, measured (SPEC §9.4).
     let pageRatio = PageSizeCalibration()
+    /// Envelopes arriving in pieces over resumable uploads (SPEC §9.10).
+    public let partialUploads = PartialUploads()
     let logger: Logger
     let started = Date()
     /// Operator accounts, console sessions and login links (Accounts.swift).

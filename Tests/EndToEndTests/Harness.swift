@@ -55,9 +55,9 @@ final class Sandbox {
         try? FileManager.default.removeItem(atPath: root)
     }
 
-    private func launch(_ args: [String], log: String) throws -> Process {
+    private func launch(_ args: [String], log: String, executable: String? = nil) throws -> Process {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: ferry)
+        p.executableURL = URL(fileURLWithPath: executable ?? ferry)
         p.arguments = args
         p.currentDirectoryURL = URL(fileURLWithPath: root)
         var env = ProcessInfo.processInfo.environment
@@ -118,9 +118,10 @@ final class Sandbox {
         return r.out
     }
 
-    /// Starts a long-running `ferry` command; its output goes to logs/NAME.log.
-    func start(_ args: [String], name: String) throws -> Process {
-        try launch(args, log: path("logs/\(name).log"))
+    /// Starts a long-running `ferry` command (or `executable`, e.g. `ip netns exec`
+    /// for the link lab); its output goes to logs/NAME.log.
+    func start(_ args: [String], name: String, executable: String? = nil) throws -> Process {
+        try launch(args, log: path("logs/\(name).log"), executable: executable)
     }
 
     func log(_ name: String) -> String {
