@@ -2,7 +2,8 @@
 # Installs the system libraries Ferry links against, only when missing.
 set -euo pipefail
 need=()
-for pkg in libsodium-dev libsqlite3-dev libzstd-dev zlib1g-dev pkg-config; do
+# chromium renders the agent's entry page in its test; faketime jumps the clock in the soak test.
+for pkg in libsodium-dev libsqlite3-dev libzstd-dev zlib1g-dev pkg-config chromium faketime; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
