@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PROTOC_GEN_SWIFT ?= .build-protoc/release/protoc-gen-swift
 
-.PHONY: all build release test demo bench bench-hub proto deps clean lint format openapi schemathesis
+.PHONY: all build release test demo bench bench-hub proto deps clean lint format openapi schemathesis package check-package
 
 all: build
 
@@ -32,6 +32,18 @@ bench: release
 BENCH_HUB_ARGS ?= --agents 124 --records 3120 --concurrency 4 --seed 42
 bench-hub: release
 	$$($(SWIFT) build -c release --show-bin-path)/ferry bench hub $(BENCH_HUB_ARGS)
+
+# The commune PC's artefact: a release `ferry` with the Swift runtime linked in
+# (the PC has no toolchain), packaged as a .deb in dist/ (scripts/build-deb.sh).
+# Its own scratch path, so the debug .build stays warm. `make check-package`
+# installs it with dpkg, exercises it and removes it again (root; .ci/run).
+PACKAGE_SCRATCH ?= .build-package
+package: deps
+	$(SWIFT) build -c release --product ferry --static-swift-stdlib --scratch-path $(PACKAGE_SCRATCH)
+	scripts/build-deb.sh $(PACKAGE_SCRATCH)/release/ferry dist
+
+check-package: package
+	scripts/check-deb.sh $$(ls -t dist/ferry_*.deb | head -n1)
 
 # Regenerates the committed protobuf code (needs protoc; builds the plugin once).
 proto:

@@ -2,10 +2,11 @@
 # Installs the system libraries Ferry links against, only when missing.
 set -euo pipefail
 need=()
-# chromium: the console's page tests (Tests/EndToEndTests/ConsoleEndToEndTests.swift).
+# chromium: the console's page tests and the agent's entry page test.
 # postgresql: the tests start a throwaway server of their own (scripts/pg-test.sh).
 # iproute2, nftables and python3 are for the link lab (scripts/linklab.sh, run by `make test` as root).
-for pkg in libsodium-dev libsqlite3-dev libzstd-dev zlib1g-dev pkg-config chromium postgresql iproute2 nftables python3; do
+# faketime jumps the clock in the soak test.
+for pkg in libsodium-dev libsqlite3-dev libzstd-dev zlib1g-dev pkg-config chromium postgresql iproute2 nftables python3 faketime; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

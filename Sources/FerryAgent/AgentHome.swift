@@ -17,6 +17,8 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var maxChangeSetBytes: Int
     /// Timeouts, transfer sizes and retry waits; absent = the defaults (``LinkSettings``).
     public var link: LinkSettings?
+    /// The local data-entry page of `ferry agent run`; absent = on, port 8441.
+    public var entryPage: EntryPageSettings?
 
     public init(
         hubURL: String, agentID: String, commune: String, hubSignPublicKey: String, hubKxPublicKey: String,
@@ -121,8 +123,25 @@ public struct AgentHome: Sendable {
 
     /// Takes the directory's lock (`agent.lock`): one agent process per directory.
     /// - Throws: ``LockError`` naming the PID of the agent already running.
-    public func lock() throws -> DirectoryLock {
-        try DirectoryLock.acquire(directory: directory, name: "agent.lock", what: "a ferry agent")
+    /// - Parameter role: written into the lock file as `ROLE STARTED_MS`
+    ///   (`run` for the service loop, `sync` for one round), so `ferry status`
+    ///   can tell whether the service runs and since when.
+    public func lock(role: String? = nil) throws -> DirectoryLock {
+        try DirectoryLock.acquire(
+            directory: directory, name: "agent.lock", what: "a ferry agent",
+            note: role.map { "\($0) \(UInt64(max(0, Date().timeIntervalSince1970 * 1000)))" })
+    }
+
+    /// Which agent process holds the directory's lock now, if any.
+    public func lockHolder() -> AgentProcess {
+        switch DirectoryLock.probe(directory: directory, name: "agent.lock") {
+        case .free: return .none
+        case .unknown: return .unknown
+        case .held(let pid, let note):
+            let parts = (note ?? "").split(separator: " ").map(String.init)
+            let since = parts.count > 1 ? UInt64(parts[1]) : nil
+            return parts.first == "run" ? .service(pid: pid, sinceMs: since) : .other(pid: pid, sinceMs: since)
+        }
     }
 
     /// Warnings for files other users can read (the directory should be 0700;
@@ -141,6 +160,18 @@ public struct AgentHome: Sendable {
     }
 }
 
+/// The process holding an agent directory's lock (`agent.lock`).
+public enum AgentProcess: Sendable, Equatable {
+    /// Nobody: no agent runs on the directory.
+    case none
+    /// `ferry agent run` (the service loop), with its PID and start time.
+    case service(pid: Int32?, sinceMs: UInt64?)
+    /// Another holder: `ferry agent sync`, `enroll`, or an agent too old to say.
+    case other(pid: Int32?, sinceMs: UInt64?)
+    /// This process cannot tell (no permission to read the lock, or no `flock`).
+    case unknown
+}
+
 /// An agent-side problem, phrased for the person at the commune PC.
 public struct AgentError: Error, Sendable, CustomStringConvertible {
     public let description: String
@@ -151,7 +182,7 @@ public struct AgentError: Error, Sendable, CustomStringConvertible {
     public struct Kind: Sendable, Equatable, Hashable, CustomStringConvertible {
         private enum Code: String {
             case network, hubUnavailable = "hub_unavailable", notFerry = "not_ferry", refused, revoked, clock
-            case verification, sequence, local, other, cloned = "cloned_replica"
+            case verification, sequence, local, other, cloned = "cloned_replica", update = "update_needed"
         }
         private let code: Code
         private init(_ c: Code) { code = c }
@@ -177,6 +208,8 @@ public struct AgentError: Error, Sendable, CustomStringConvertible {
         public static let other = Kind(.other)
         /// The hub refused this replica as a copy of another PC's (SPEC §7.2).
         public static let cloned = Kind(.cloned)
+        /// The hub needs a newer agent software (SPEC §9.1, `agent_too_old`).
+        public static let update = Kind(.update)
 
         /// The stable name stored in the replica's meta table.
         public var description: String { code.rawValue }

@@ -80,6 +80,8 @@ public final class HubClient: Sendable {
         var req = HTTPClientRequest(url: baseURL + path)
         req.method = method
         for (k, v) in headers { req.headers.add(name: k, value: v) }
+        // SPEC §9.1.1: the hub may refuse software older than it needs.
+        req.headers.replaceOrAdd(name: SoftwareVersion.header, value: SoftwareVersion.current.headerValue)
         if let body { req.body = .bytes(ByteBuffer(bytes: body)) }
         let sent = wall.nowMillis()
         let seconds = deadlineSeconds(bytes: (body?.count ?? 0) + max(0, expectedBytes))

@@ -184,6 +184,7 @@ public final class SyncEngine: Sendable {
                     try store.setMeta([
                         "last_upload_ack_ms": String(answer.receivedMs), "last_contact_ms": String(answer.receivedMs),
                         Self.uploadStartedKey: nil,
+                        "hub_conflicts_open": String(max(0, ack.conflictsOpen)),
                     ])
                     if ack.status == "duplicate" { report.duplicates += 1 }
                     report.uploadedChangeSets += 1
@@ -343,6 +344,10 @@ public final class SyncEngine: Sendable {
             try store.unfreeze(restamp: false)
             sizing.withLock { $0.halveUpload() }
             return
+        case "agent_too_old":
+            // SPEC §9.1.1: nothing is sent until this PC's software is updated; the
+            // frozen change set and every queued write stay as they are.
+            throw AgentError("the hub needs newer software: \(message)", kind: .update)
         case "cloned_replica":
             // SPEC §7.2: another PC writes as this agent. Stop uploading (every
             // write stays here) until this directory is enrolled as its own agent.
@@ -408,7 +413,8 @@ public final class SyncEngine: Sendable {
         guard a.status == 200 else {
             let code = a.error?.code ?? ""
             let kind: AgentError.Kind =
-                a.status >= 500 || a.status == 429 ? .hubUnavailable : code == "revoked" ? .revoked : .refused
+                a.status >= 500 || a.status == 429
+                ? .hubUnavailable : code == "revoked" ? .revoked : code == "agent_too_old" ? .update : .refused
             throw AgentError(
                 "the hub refused the download: \(a.error?.message ?? "HTTP \(a.status)") [\(code)]", kind: kind)
         }

@@ -11,7 +11,7 @@ import NIOCore
 /// byte, so a creation whose answer was lost can still be resumed.
 extension HubServer {
     static func addUploadRoutes(
-        _ router: Router<BasicRequestContext>, service: HubService, uploads: ConnectionCount, limits: ServerLimits
+        _ router: Router<HubRequestContext>, service: HubService, uploads: ConnectionCount, limits: ServerLimits
     ) {
         let maxBody = service.limits.maxEnvelopeBytes
         router.post("/v1/uploads/:id") { request, context in
@@ -44,7 +44,7 @@ extension HubServer {
         }
     }
 
-    static func parse(_ request: Request, _ context: BasicRequestContext, maxLength: Int) -> Result<
+    static func parse(_ request: Request, _ context: HubRequestContext, maxLength: Int) -> Result<
         UploadRequestV1, RequestError
     > {
         var headers: [String: String] = [:]
@@ -61,7 +61,7 @@ extension HubServer {
     /// Creation (`POST`) or append (`PATCH`): stream the body into the partial
     /// upload as it arrives, so a cut keeps every byte that got here.
     static func body(
-        _ request: Request, _ context: BasicRequestContext, service: HubService, uploads: ConnectionCount,
+        _ request: Request, _ context: HubRequestContext, service: HubService, uploads: ConnectionCount,
         limits: ServerLimits, creating: Bool
     ) async throws -> Response {
         let r: UploadRequestV1

@@ -14,9 +14,11 @@ public enum HubServer {
     /// Builds the application; `onRunning` receives the bound port (use port 0 in tests).
     public static func application(
         service: HubService, host: String, port: Int, logger: Logger, limits: ServerLimits = .standard,
-        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+        minAgentVersion: SoftwareVersion? = nil, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: HubRequestContext.self)
+        // SPEC §9.1.1: agent endpoints refuse software older than the hub needs.
+        if let minAgentVersion { router.add(middleware: AgentVersionCheck(minimum: minAgentVersion)) }
         let maxBody = service.limits.maxEnvelopeBytes
         let uploads = ConnectionCount()
         router.get("/v1/health") { _, _ in reply(service.health()) }

@@ -380,7 +380,7 @@ public final class HubService: Sendable {
 
 /// Ferry's version string.
 public enum FerryVersion {
-    public static let string = "0.1.0"
+    public static let string = SoftwareVersion.current.description
 }
 
 extension HubService {

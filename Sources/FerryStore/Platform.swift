@@ -101,7 +101,11 @@ public final class DirectoryLock: @unchecked Sendable {
     /// Takes the lock file `name` in `directory`.
     /// - Parameter what: how to name the holder in the refusal, e.g. "a ferry hub".
     /// - Throws: ``LockError`` naming the PID that holds it; or when the file cannot be opened.
-    public static func acquire(directory: String, name: String, what: String) throws -> DirectoryLock {
+    /// - Parameter note: a line written after the PID (e.g. what the holder
+    ///   is and since when), read back by ``probe(directory:name:)``.
+    public static func acquire(directory: String, name: String, what: String, note: String? = nil) throws
+        -> DirectoryLock
+    {
         let path = directory + "/" + name
         #if os(Windows)
             return DirectoryLock(path: path, fd: -1)
@@ -122,7 +126,8 @@ public final class DirectoryLock: @unchecked Sendable {
                 let n = pread(fd, &buf, buf.count, 0)
                 close(fd)
                 let text = String(decoding: buf.prefix(max(0, n)), as: UTF8.self)
-                let holder = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+                let firstLine = text.split(separator: "\n", omittingEmptySubsequences: false).first ?? ""
+                let holder = Int32(firstLine.trimmingCharacters(in: .whitespacesAndNewlines))
                 guard busy else {
                     throw LockError(holder: nil, description: "cannot lock \(path) (\(reason))")
                 }
@@ -132,11 +137,44 @@ public final class DirectoryLock: @unchecked Sendable {
                         "\(what) is already running on \(directory) (PID \(holder.map(String.init) ?? "unknown"), lock \(path)): only one process may use a directory at a time; stop that one first, or use another directory"
                 )
             }
-            let pid = Array("\(Platform.pid)\n".utf8)
+            let pid = Array("\(Platform.pid)\n\(note.map { $0 + "\n" } ?? "")".utf8)
             _ = ftruncate(fd, 0)
             _ = pwrite(fd, pid, pid.count, 0)
             return DirectoryLock(path: path, fd: fd)
         #endif
+    }
+
+    /// Whether a process holds the lock file `name` in `directory` now, without
+    /// taking it for more than an instant (a shared `flock`, released at once).
+    /// - Returns: ``LockState/held(pid:note:)`` with what the holder wrote;
+    ///   ``LockState/free`` when nobody holds it (or the file does not exist);
+    ///   ``LockState/unknown`` when this process cannot tell (no permission to
+    ///   open the file, or a system without `flock`).
+    public static func probe(directory: String, name: String) -> LockState {
+        let path = directory + "/" + name
+        #if os(Windows)
+            return .unknown
+        #else
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return errno == ENOENT ? .free : .unknown }
+            defer { close(fd) }
+            if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+                _ = flock(fd, LOCK_UN)
+                return .free
+            }
+            guard errno == EWOULDBLOCK else { return .unknown }
+            var buf = [UInt8](repeating: 0, count: 256)
+            let n = pread(fd, &buf, buf.count, 0)
+            let lines = String(decoding: buf.prefix(max(0, n)), as: UTF8.self).split(separator: "\n").map(String.init)
+            return .held(pid: lines.first.flatMap { Int32($0) }, note: lines.dropFirst().first)
+        #endif
+    }
+
+    /// What ``probe(directory:name:)`` found.
+    public enum LockState: Sendable, Equatable {
+        case free
+        case held(pid: Int32?, note: String?)
+        case unknown
     }
 
     /// Releases the lock (also done when the object goes away or the process ends).

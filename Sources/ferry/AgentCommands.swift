@@ -61,23 +61,39 @@ struct AgentRun: AsyncParsableCommand {
     @OptionGroup var agent: AgentDir
     @Option(help: "Seconds between syncs (default from agent.json).") var interval: Double?
     @Option(help: "Stop after this many sync rounds.") var rounds: Int?
+    @Option(
+        name: .customLong("page-port"),
+        help: "Port of the local entry page on 127.0.0.1 (default from agent.json, else 8441; 0 = any free port).")
+    var pagePort: Int?
+    @Flag(name: .customLong("no-page"), help: "Do not serve the local entry page.") var noPage = false
 
     func run() async throws {
         let logger = Log.logger("ferry.agent")
         let home = agent.home
-        let lock = try AgentStart.prepare(home, logger: logger)
+        let lock = try AgentStart.prepare(home, logger: logger, role: "run")
         defer { lock.release() }
         let engine = try SyncEngine(home: home, logger: logger)
+        // The service takes over: an earlier one-off sync no longer vouches for
+        // this copy once the service has run (and may be killed).
+        try? engine.store.setMeta(["oneoff_sync_ms": nil])
         let config = try home.config()
         let svc = AgentService(
             engine: engine, interval: interval ?? config.syncIntervalSeconds, logger: logger, maxRounds: rounds)
         logger.notice(
             "agent started", metadata: ["ferry.agent": "\(config.agentID)", "ferry.dir": "\(home.directory)"])
         // With --rounds the loop ends by itself: that is success, not a crash.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: svc, successTerminationBehavior: .gracefullyShutdownGroup)
+        ]
+        let settings = config.entryPage ?? EntryPageSettings()
+        if !noPage && settings.enabled != false {
+            let port = pagePort ?? settings.port ?? EntryPageSettings.defaultPort
+            guard (0...65_535).contains(port) else { throw UserError("--page-port must be 0…65535") }
+            services.append(
+                .init(service: EntryPageService(home: home, store: engine.store, port: port, logger: logger)))
+        }
         let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: svc, successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.notice("agent stopped")
     }
@@ -94,10 +110,13 @@ struct AgentSync: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Log.logger("ferry.agent")
-        let lock = try AgentStart.prepare(agent.home, logger: logger)
+        let lock = try AgentStart.prepare(agent.home, logger: logger, role: "sync")
         defer { lock.release() }
         let engine = try SyncEngine(home: agent.home, logger: logger)
         do {
+            // `ferry status` trusts a copy without a running service only for a
+            // moment after this one-off check ended, never after a killed service.
+            defer { try? engine.store.setMeta(["oneoff_sync_ms": String(SystemClock().nowMillis())]) }
             let r = try await engine.syncOnce(maxRequests: min(max(maxRequests, 1), 100_000))
             await engine.shutdown()
             if json { return try printJSON(r) }
@@ -115,10 +134,10 @@ struct AgentSync: AsyncParsableCommand {
 /// directory, a damaged replica found now rather than mid-sync, and a warning
 /// for files other users can read.
 enum AgentStart {
-    static func prepare(_ home: AgentHome, logger: Logger) throws -> DirectoryLock {
+    static func prepare(_ home: AgentHome, logger: Logger, role: String) throws -> DirectoryLock {
         _ = try home.config()
         let lock: DirectoryLock
-        do { lock = try home.lock() } catch { throw UserError("\(error)") }
+        do { lock = try home.lock(role: role) } catch { throw UserError("\(error)") }
         do { try home.store().verifyIntegrity() } catch {
             throw UserError(StoreFault.describe(error, path: home.replicaPath))
         }

@@ -52,7 +52,7 @@ struct DemoCommand: AsyncParsableCommand {
             try gen.csv(count: records).write(toFile: "\(dir)/a\(i).csv", atomically: true, encoding: .utf8)
             try sp.run(["records", "import", "a\(i).csv", "--dir", "a\(i)"])
             procs["a\(i)"] = try sp.start(
-                ["agent", "run", "--dir", "a\(i)", "--interval", "1"], log: "\(dir)/a\(i).log")
+                ["agent", "run", "--dir", "a\(i)", "--interval", "1", "--page-port", "0"], log: "\(dir)/a\(i).log")
         }
         let hubStore = try hubHome.store()
         guard try waitUntil(timeout: 30, { (try hubStore.totals()["records"] ?? 0) >= 3 * records }) else {
@@ -84,8 +84,10 @@ struct DemoCommand: AsyncParsableCommand {
         print("the hub deleted \(offlineRecord), which a3 edited offline")
 
         step("6. Links come back: agents sync, every replica converges")
-        procs["a1"] = try sp.start(["agent", "run", "--dir", "a1", "--interval", "1"], log: "\(dir)/a1.log")
-        procs["a3"] = try sp.start(["agent", "run", "--dir", "a3", "--interval", "1"], log: "\(dir)/a3.log")
+        procs["a1"] = try sp.start(
+            ["agent", "run", "--dir", "a1", "--interval", "1", "--page-port", "0"], log: "\(dir)/a1.log")
+        procs["a3"] = try sp.start(
+            ["agent", "run", "--dir", "a3", "--interval", "1", "--page-port", "0"], log: "\(dir)/a3.log")
         let homes = (1...3).map { AgentHome(directory: "\(dir)/a\($0)") }
         var report: [String] = []
         let converged = try waitUntil(timeout: 40, interval: 0.5) {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FerryProtocol
 import Foundation
 import Logging
 
@@ -11,7 +12,7 @@ struct Ferry: AsyncParsableCommand {
             Start here:  ferry demo                          (a hub and three agents syncing, on this machine)
             At a commune: ferry status                        (is this commune in sync? what is wrong?)
             """,
-        version: "0.1.0",
+        version: SoftwareVersion.current.description,
         subcommands: [
             StatusCommand.self, HubCommand.self, AgentCommand.self, RecordsCommand.self, FormsCommand.self,
             CampaignsCommand.self, ConflictsCommand.self, QuarantineCommand.self, AuditCommand.self, DemoCommand.self,

@@ -61,6 +61,12 @@ struct HubServe: AsyncParsableCommand {
     @Option(help: "Log format: text, or json (one object a line, for journald or Loki).") var logFormat = "text"
     @Option(help: "PostgreSQL store URL (postgres://…); default: DIR/hub.store, else DIR/hub.sqlite.")
     var store: String?
+    @Option(
+        name: .customLong("min-agent-version"),
+        help:
+            "Refuse agents whose software is older than this (426 agent_too_old; SPEC §9.1.1). Default: $FERRY_HUB_MIN_AGENT_VERSION, else none."
+    )
+    var minAgentVersion: String?
 
     func run() async throws {
         guard ["text", "json"].contains(logFormat) else { throw UserError("--log-format must be text or json") }
@@ -75,6 +81,12 @@ struct HubServe: AsyncParsableCommand {
             throw UserError(
                 "--future-bound must be 0…31536000 s, --head-timeout and --body-idle-timeout 1…3600 s, --max-connections 1…1000000"
             )
+        }
+        let minText = minAgentVersion ?? ProcessInfo.processInfo.environment["FERRY_HUB_MIN_AGENT_VERSION"]
+        let minAgent = try minText.flatMap { t -> SoftwareVersion? in
+            if t.isEmpty { return nil }
+            guard let v = SoftwareVersion(t) else { throw UserError("--min-agent-version must look like 0.2.0") }
+            return v
         }
         var limits = ServerLimits.standard
         limits.headTimeout = .seconds(Int64(headTimeout))
@@ -115,7 +127,9 @@ struct HubServe: AsyncParsableCommand {
         let urlPath = home.urlPath
         let host = host
         let written = Mutex<String?>(nil)
-        let app = HubServer.application(service: service, host: host, port: port, logger: logger, limits: limits) {
+        let app = HubServer.application(
+            service: service, host: host, port: port, logger: logger, limits: limits, minAgentVersion: minAgent
+        ) {
             bound in
             // hub.url is for local CLI use: a wildcard bind is reached on loopback.
             let local = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host

@@ -6,43 +6,8 @@ import FerryProtocol
 import FerryStore
 import Foundation
 
-/// `ferry status` as data (for --json).
-struct AgentStatusJSON: Codable {
-    var agentId: String
-    var commune: String
-    var communeName: String
-    var hubUrl: String
-    var inSync: Bool
-    var pendingWrites: Int
-    var inFlightWrites: Int
-    var records: Int
-    var deletedRecords: Int
-    var hubCursor: UInt64
-    var lastContactMs: UInt64?
-    var lastSyncOkMs: UInt64?
-    var lastAttemptMs: UInt64?
-    var clockOffsetMs: Int64
-    var problem: String?
-    var advice: String?
-    var summary: String
-    /// `in_sync`, `not_in_sync` (the agent is on it) or `needs_attention` (a person must act).
-    var state: String
-    /// The exit code `ferry status` returns: 0 in sync, 1 not in sync, 2 needs a person.
-    var exitCode: Int32
-    var lastUploadAckMs: UInt64?
-    var lastDownloadMs: UInt64?
-    /// False while the hub's last signed download answer said more changes wait.
-    var localCopyComplete: Bool
-    /// The hub's stream head as last learned, and how many changes this copy still lacks.
-    var hubHead: UInt64?
-    var changesBehind: UInt64?
-    var requestInProgress: String?
-    var requestStartedMs: UInt64?
-    var lastError: String?
-    var lastErrorKind: String?
-    var lastErrorMs: UInt64?
-    var nextAttemptMs: UInt64?
-}
+/// `ferry status` as data (for --json); computed in FerryAgent so the entry page says the same.
+typealias AgentStatusJSON = AgentStatus
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -50,8 +15,9 @@ struct StatusCommand: AsyncParsableCommand {
         abstract: "Is this commune in sync? What is pending, when was the hub last reached, what is wrong?",
         discussion: """
             Exit code: 0 in sync; 1 not in sync yet, the agent is working on it (changes waiting, still \
-            downloading, the hub unreachable for now); 2 a problem that needs a person (the agent is not \
-            running, was revoked, the hub refuses, the clock is wrong).
+            downloading, the hub unreachable for now); 2 a problem that needs a person (the agent service is \
+            not running, was revoked, the hub refuses, the clock is wrong, the software must be updated). \
+            IN SYNC needs the agent service running, or a `ferry agent sync` that finished in the last 2 minutes.
             """)
     @OptionGroup var agent: AgentDir
     @Flag(name: .customLong("at-hub"), help: "Show the hub's status instead (operator).") var atHub = false
@@ -69,155 +35,7 @@ struct StatusCommand: AsyncParsableCommand {
         if s.exitCode != 0 { throw ExitCode(s.exitCode) }
     }
 
-    static func agentStatus(_ home: AgentHome) throws -> AgentStatusJSON {
-        let config = try home.config()
-        let store = try home.store()
-        let c = try store.counts()
-        let meta = { (k: String) in try store.meta(k) }
-        let lastContact = try meta("last_contact_ms").flatMap(UInt64.init)
-        let lastOK = try meta("last_sync_ok_ms").flatMap(UInt64.init)
-        let lastAttempt = try meta("last_attempt_ms").flatMap(UInt64.init)
-        let offset = try meta("clock_offset_ms").flatMap(Int64.init) ?? 0
-        let error = try meta("last_error")
-        let cloned = try meta("cloned_replica")
-        let errorKind = try meta("last_error_kind").flatMap(AgentError.Kind.init(name:))
-        let errorMs = try meta("last_error_ms").flatMap(UInt64.init)
-        let lastUpload = try meta("last_upload_ack_ms").flatMap(UInt64.init)
-        let lastDownload = try meta("last_download_ms").flatMap(UInt64.init)
-        let moreAtHub = try meta("hub_more") == "1"
-        let head = try meta("hub_head").flatMap(UInt64.init)
-        let remaining = try meta("hub_remaining").flatMap(UInt64.init)
-        let nextAttempt = try meta("next_attempt_ms").flatMap(UInt64.init)
-        let requestWhat = try meta("request_what")
-        let requestStarted = try meta("request_started_ms").flatMap(UInt64.init)
-        let name =
-            (try? store.catalog(.commune, as: Commune.self))?.first { $0.code == config.commune }?.name
-            ?? config.commune
-        let now = UInt64(Date().timeIntervalSince1970 * 1000)
-        let pending = c.pendingWrites + c.inFlightWrites
-        // Behind the hub's stream: the signed `more` says so; the count is the
-        // hub's informational one, else the distance to the head it reported.
-        let behindHead = head.map { $0 > c.hubCursor ? $0 - c.hubCursor : 0 } ?? 0
-        let downloading = moreAtHub || behindHead > 0
-        let behind: UInt64? = downloading ? (remaining.flatMap { $0 > 0 ? $0 : nil } ?? behindHead) : 0
-        var problem: String? = error
-        var advice: String? = nil
-        var needsPerson = false
-        if let e = error {
-            let kind = errorKind ?? Self.guessKind(e)
-            needsPerson = kind.needsPerson
-            switch kind {
-            case .network:
-                advice =
-                    "The hub cannot be reached. Check the network (modem, cable, mobile signal). The agent retries by itself; nothing written here is lost."
-            case .hubUnavailable:
-                advice = "The hub is busy or failing; the agent retries by itself. If it lasts, tell the hub operator."
-            case .notFerry:
-                advice =
-                    "Something other than the hub answered (a login page of the network?). Open a web page to log in to the network; the agent retries by itself."
-            case .revoked:
-                advice =
-                    "This agent was revoked by the hub operator. Ask the operator for a new token and enroll again."
-            case .clock:
-                advice = "This PC's date and time are wrong. Set them correctly; the agent then re-sends by itself."
-            default:
-                advice = "Tell the hub operator this message; the agent keeps your data and retries."
-            }
-        }
-        let staleAfter = UInt64(max(3 * config.syncIntervalSeconds, 120) * 1000)
-        if let t = lastAttempt, now > t + staleAfter, problem == nil || !needsPerson,
-            requestStarted.map({ now < $0 + staleAfter }) != true
-        {
-            problem =
-                "the agent has not tried to sync for \(ago(t, now: now).replacingOccurrences(of: " ago", with: ""))"
-            advice =
-                "The agent service does not seem to be running: start it (systemctl start ferry-agent, or ferry agent run)."
-            needsPerson = true
-        } else if lastAttempt == nil {
-            problem = "the agent has never synced"
-            advice = "Start the agent: ferry agent run --dir \(home.directory)"
-            needsPerson = true
-        }
-        if abs(offset) > 600_000 && problem == nil {
-            problem =
-                "this PC's clock is \(offset / 1000) s off the hub's; Ferry corrects its timestamps, but other programs may be wrong"
-            advice = "Set the PC's date and time."
-            needsPerson = true
-        }
-        if cloned != nil {
-            // SPEC §7.2: the hub refused this replica as a copy of another PC's.
-            problem =
-                "this agent directory is a copy of another PC's (or another PC runs a copy of it): both wrote as agent \(config.agentID), so the hub refuses this PC's changes and nothing is sent"
-            advice =
-                "Keep using this PC: every change made here is kept. Ask the hub operator for a new enrollment token for commune \(config.commune), then run: ferry agent enroll \(config.hubURL) NEW_TOKEN --dir \(home.directory)  (this copy becomes its own agent and sends its changes)."
-        }
-        let inSync = pending == 0 && error == nil && lastOK != nil && !downloading && cloned == nil
-        var lines: [String] = []
-        lines.append("Commune \(name) [\(config.commune)], agent \(config.agentID)")
-        if cloned != nil {
-            lines.append(
-                "NOT IN SYNC: this directory is a copy of another PC's agent directory; the hub refuses its \(pending) change(s), which are kept here."
-            )
-        } else if inSync {
-            lines.append(
-                "IN SYNC: every change made here has reached the hub, and this copy has all the hub's changes.")
-        } else if pending > 0 {
-            lines.append(
-                "NOT IN SYNC: \(pending) change(s) waiting to be sent to the hub"
-                    + (c.inFlightWrites > 0 ? " (\(c.inFlightWrites) being sent)." : "."))
-        } else if downloading {
-            lines.append(
-                "NOT IN SYNC: still downloading: \(behind ?? behindHead) change(s) behind the hub"
-                    + (head.map { " (hub stream at #\($0), this copy at #\(c.hubCursor))." } ?? "."))
-        } else {
-            lines.append("NOT CONFIRMED: nothing is waiting here, but the last sync did not finish.")
-        }
-        if pending > 0 && downloading {
-            lines.append("Also still downloading: \(behind ?? behindHead) change(s) behind the hub.")
-        }
-        lines.append("Last upload acknowledged: \(ago(lastUpload, now: now))")
-        lines.append("Last download applied: \(ago(lastDownload, now: now))")
-        lines.append("Hub last reached: \(ago(lastContact, now: now))   (\(SyncEngine.hubURL(config)))")
-        lines.append(
-            "Records here: \(c.records - c.deleted) (\(c.deleted) deleted); hub changes received up to #\(c.hubCursor)."
-        )
-        if let what = requestWhat, let started = requestStarted {
-            if now < started + staleAfter {
-                lines.append(
-                    "Request in progress: \(what), for \(ago(started, now: now).replacingOccurrences(of: " ago", with: ""))."
-                )
-            } else {
-                lines.append(
-                    "Interrupted: a \(what) started \(ago(started, now: now)) did not finish (the agent stopped).")
-            }
-        }
-        if let problem { lines.append("Problem: \(problem)" + (errorMs.map { " (\(ago($0, now: now)))" } ?? "")) }
-        if let advice { lines.append("What to do: \(advice)") }
-        if let t = nextAttempt, !inSync {
-            lines.append(t > now ? "Next try: in \(max(1, (t - now + 999) / 1000)) s." : "Next try: due now.")
-        }
-        let exitCode: Int32 = inSync ? 0 : needsPerson ? 2 : 1
-        return AgentStatusJSON(
-            agentId: config.agentID, commune: config.commune, communeName: name, hubUrl: SyncEngine.hubURL(config),
-            inSync: inSync,
-            pendingWrites: c.pendingWrites, inFlightWrites: c.inFlightWrites, records: c.records - c.deleted,
-            deletedRecords: c.deleted,
-            hubCursor: c.hubCursor, lastContactMs: lastContact, lastSyncOkMs: lastOK, lastAttemptMs: lastAttempt,
-            clockOffsetMs: offset,
-            problem: problem, advice: advice, summary: lines.joined(separator: "\n"),
-            state: inSync ? "in_sync" : needsPerson ? "needs_attention" : "not_in_sync", exitCode: exitCode,
-            lastUploadAckMs: lastUpload, lastDownloadMs: lastDownload, localCopyComplete: !downloading,
-            hubHead: head, changesBehind: behind, requestInProgress: requestWhat, requestStartedMs: requestStarted,
-            lastError: error, lastErrorKind: errorKind?.description, lastErrorMs: errorMs, nextAttemptMs: nextAttempt)
-    }
-
-    /// The kind of an error recorded by an agent that did not store one.
-    static func guessKind(_ e: String) -> AgentError.Kind {
-        if e.contains("cannot reach") { return .network }
-        if e.contains("revoked") { return .revoked }
-        if e.contains("clock") || e.contains("ahead") { return .clock }
-        return .other
-    }
+    static func agentStatus(_ home: AgentHome) throws -> AgentStatusJSON { try AgentStatus.read(home) }
 
     func hubStatus() async throws {
         let s = try await hub.client().call("GET", "status", as: HubStatusJSON.self)

@@ -1,0 +1,154 @@
+import FerryAgent
+import FerryCore
+import FerryStore
+import Foundation
+import Testing
+
+/// The local data-entry page of `ferry agent run` (issue 12), driven as a
+/// clerk would: real hub and agent processes, HTTP on 127.0.0.1, headless
+/// Chromium to render the pages, then the record checked in the replica and,
+/// after the agent's own sync, at the hub.
+@Suite(.serialized) struct EntryPageEndToEndTests {
+    static let commune = "24781"
+
+    /// `ferry status --json`, with the service fields.
+    struct ServiceStatus: Decodable {
+        var inSync: Bool
+        var exitCode: Int32
+        var service: String
+        var servicePid: Int32?
+        var serviceSinceMs: UInt64?
+        var summary: String
+        var pendingWrites: Int
+    }
+
+    @Test func aClerkFillsTheFormInTheBrowserAndTheRecordReachesTheHub() async throws {
+        let chromium = try Chromium.find()
+        let sb = try Sandbox("entry")
+        defer { sb.close() }
+        let hub = try await sb.serveHub(dir: try await sb.initHub())
+        let a = try await sb.enrollAgent("a", hub: hub, commune: Self.commune)
+        let agent = try sb.start(["agent", "run", "--dir", a, "--interval", "0.5", "--page-port", "0"], name: "agent")
+        var base = ""
+        let up = try await waitUntil(timeout: 30) {
+            base =
+                (try? String(contentsOfFile: a + "/page.url", encoding: .utf8))?.trimmingCharacters(
+                    in: .whitespacesAndNewlines) ?? ""
+            return !base.isEmpty || !agent.isRunning
+        }
+        #expect(up && agent.isRunning && base.hasPrefix("http://127.0.0.1:"), "page.url: \(base) \(sb.log("agent"))")
+        if base.hasSuffix("/") { base.removeLast() }
+
+        // Status agrees with the service: running, with its PID and start time.
+        let running = try decodeJSON(ServiceStatus.self, try await sb.run(["status", "--dir", a, "--json"]).out)
+        #expect(running.service == "running" && running.servicePid == agent.processIdentifier, "\(running.summary)")
+        #expect(running.serviceSinceMs != nil && running.summary.contains("Agent service: running"))
+
+        let (store, _) = try agentStore(a)
+        let before = try store.counts().records
+        try await withHubClient(base) { http in
+            // The form, rendered from the definition: rules shown before saving.
+            let form = try await http.send(.GET, "/new?form=land-record")
+            let html = String(decoding: form.body, as: UTF8.self)
+            #expect(form.status == 200)
+            #expect(html.contains("<meta charset=\"utf-8\">"))
+            #expect(html.contains("Họ tên chủ sử dụng") && html.contains("đúng 12 chữ số / exactly 12 digits"))
+            #expect(html.contains("<option value=\"CLN\">") && html.contains("từ 40 đến 5000"))
+            let csrf = try #require(Self.csrf(html), "no CSRF token in the form")
+
+            // A bad value: refused in plain words, what was typed is kept, nothing saved.
+            var fields = [
+                "_csrf": csrf, "_form": "land-record", "f.owner_name": "Nguyễn Thị Ánh", "f.owner_id": "01234",
+                "f.status": "draft", "f.area_m2": "120,5", "f.land_use": "CLN", "f.members": "4",
+            ]
+            let bad = try await http.send(.POST, "/records", body: Self.encode(fields), headers: Self.formHeaders)
+            let badHTML = String(decoding: bad.body, as: UTF8.self)
+            #expect(bad.status == 422)
+            #expect(badHTML.contains("Phải có đúng 12 chữ số") && badHTML.contains("Must be exactly 12 digits"))
+            #expect(badHTML.contains("value=\"Nguyễn Thị Ánh\"") && badHTML.contains("value=\"120,5\""))
+            #expect(try store.counts().records == before)
+
+            // No CSRF token (another site's form): refused, nothing saved.
+            var forged = fields
+            forged["_csrf"] = "0"
+            forged["f.owner_id"] = "012345678901"
+            let refused = try await http.send(.POST, "/records", body: Self.encode(forged), headers: Self.formHeaders)
+            #expect(refused.status == 403)
+            #expect(try store.counts().records == before)
+
+            // The right value: saved into the replica through the AgentStore path.
+            fields["f.owner_id"] = "012345678901"
+            let saved = try await http.send(.POST, "/records", body: Self.encode(fields), headers: Self.formHeaders)
+            #expect(saved.status == 200 || saved.status == 303, "\(saved.status)")
+        }
+        let mine = try store.records(limit: 50).first { $0.values["owner_id"] == .string("012345678901") }
+        let record = try #require(mine, "the record is in the replica")
+        #expect(record.values["owner_name"] == .string("Nguyễn Thị Ánh"))
+        #expect(record.values["area_m2"] == .double(120.5))
+        #expect(record.values["members"] == .int(4))
+        #expect(record.scope.commune == Self.commune)
+
+        // Chromium renders the pages with the record (Vietnamese intact).
+        let dom = try await chromium.dom("\(base)/records/\(record.id)", sandbox: sb)
+        #expect(dom.contains("Nguyễn Thị Ánh") && dom.contains("Lưu / Save"), "\(dom.prefix(600))")
+        let list = try await chromium.dom("\(base)/", sandbox: sb)
+        #expect(list.contains(record.id.description) && list.contains("Nguyễn Thị Ánh"))
+        let shot =
+            (ProcessInfo.processInfo.environment["FERRY_SCREENSHOT_DIR"].map { $0 + "/" } ?? sb.root + "/")
+            + "entry-page.png"
+        try await chromium.screenshot("\(base)/records/\(record.id)?saved=1", to: shot, sandbox: sb)
+        let png = try Data(contentsOf: URL(fileURLWithPath: shot))
+        #expect(png.count > 10_000 && png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "screenshot \(png.count) bytes")
+
+        // The agent's own loop sends it: the hub holds the same values.
+        let hubStore = try hubStore(hub.dir)
+        let atHub = try await waitUntil(timeout: 30) {
+            try hubStore.winners(commune: Self.commune)[record.id]?["owner_name"] == .string("Nguyễn Thị Ánh")
+        }
+        #expect(atHub, "the record reached the hub: \(sb.log("agent").suffix(800))")
+
+        // An edit on the page: only the changed field is written, and it syncs.
+        try await withHubClient(base) { http in
+            let page = String(decoding: try await http.send(.GET, "/records/\(record.id)").body, as: UTF8.self)
+            let csrf = try #require(Self.csrf(page))
+            var fields = ["_csrf": csrf]
+            for (k, v) in record.values { fields["f." + k] = v.display }
+            fields["f.status"] = "verified"
+            fields["f.area_m2"] = "120.5"
+            let r = try await http.send(
+                .POST, "/records/\(record.id)", body: Self.encode(fields), headers: Self.formHeaders)
+            #expect(r.status == 200 || r.status == 303)
+        }
+        let edited = try #require(try store.record(record.id))
+        #expect(edited.values["status"] == .string("verified"))
+        #expect(edited.fields["owner_name"]?.id == record.fields["owner_name"]?.id, "unchanged fields not rewritten")
+        let editAtHub = try await waitUntil(timeout: 30) {
+            try hubStore.winners(commune: Self.commune)[record.id]?["status"] == .string("verified")
+        }
+        #expect(editAtHub)
+
+        // A power cut: `ferry status` must not say IN SYNC for a dead service.
+        sb.kill9(agent)
+        let after = try await sb.run(["status", "--dir", a, "--json"])
+        let down = try decodeJSON(ServiceStatus.self, after.out)
+        #expect(down.service == "stopped" && !down.inSync && after.status == 2, "\(down.summary)")
+        #expect(down.summary.contains("NOT RUNNING") && !down.summary.contains("IN SYNC:"), "\(down.summary)")
+    }
+
+    static let formHeaders = ["Content-Type": "application/x-www-form-urlencoded"]
+
+    static func csrf(_ html: String) -> String? {
+        guard let r = html.range(of: "name=\"_csrf\" value=\"") else { return nil }
+        let rest = html[r.upperBound...]
+        return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
+    }
+
+    static func encode(_ fields: [String: String]) -> [UInt8] {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return Array(
+            fields.map { k, v in
+                "\(k.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")=\(v.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")"
+            }.joined(separator: "&").utf8)
+    }
+}
