@@ -34,7 +34,9 @@ extension SyncEngine {
         let old: HubClient? = route.withLock { r in
             guard urls != r.urls, let first = urls.first else { return nil }
             let previous = r.client
-            r = HubRoute(urls: urls, active: 0, client: HubClient(baseURL: first, wall: wall, link: link))
+            r = HubRoute(
+                urls: urls, active: 0,
+                client: HubClient(baseURL: first, wall: wall, link: link, retryConnect: urls.count == 1))
             return previous
         }
         if let old {
@@ -52,7 +54,7 @@ extension SyncEngine {
             let next = (r.active + 1) % r.urls.count
             let previous = r.client
             r.active = next
-            r.client = HubClient(baseURL: r.urls[next], wall: wall, link: link)
+            r.client = HubClient(baseURL: r.urls[next], wall: wall, link: link, retryConnect: false)
             // Probing the first address again right after leaving it would only fail.
             r.lastFailbackProbeMs = wall.nowMillis()
             return (previous.baseURL, r.urls[next], previous)
@@ -82,7 +84,7 @@ extension SyncEngine {
             return first
         }
         guard let first else { return }
-        let probe = HubClient(baseURL: first, wall: wall, link: link)
+        let probe = HubClient(baseURL: first, wall: wall, link: link, retryConnect: false)
         let answered: Bool
         do {
             let a = try await probe.send(.GET, "/v1/health")
@@ -96,7 +98,7 @@ extension SyncEngine {
             guard r.active != 0, r.urls.first == first else { return nil }
             let previous = r.client
             r.active = 0
-            r.client = HubClient(baseURL: first, wall: wall, link: link)
+            r.client = HubClient(baseURL: first, wall: wall, link: link, retryConnect: false)
             return previous
         }
         if let old {
@@ -117,10 +119,13 @@ extension SyncEngine {
             total.add(last.report)
             last.report = total
             guard let e = last.error, e.kind == .network || e.kind == .hubUnavailable, attempt + 1 < tries else {
-                return last
+                break
             }
-            guard await failOver(because: e) else { return last }
+            guard await failOver(because: e) else { break }
         }
+        // For `ferry status`: which address this process used last (none = the first).
+        let using: String? = route.withLock { $0.active == 0 ? nil : $0.client.baseURL }
+        try? store.setMeta(["hub_active_url": using])
         return last
     }
 }

@@ -64,8 +64,9 @@ public final class SyncEngine: Sendable {
         route = Mutex(
             HubRoute(
                 urls: urls, active: 0,
-                client: HubClient(baseURL: urls.first ?? config.hubURL, wall: wall, link: config.link ?? LinkSettings())
-            ))
+                client: HubClient(
+                    baseURL: urls.first ?? config.hubURL, wall: wall, link: config.link ?? LinkSettings(),
+                    retryConnect: urls.count == 1)))
         self.logger = logger
         self.wall = wall
         let link = config.link ?? LinkSettings()
