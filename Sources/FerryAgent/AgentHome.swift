@@ -6,7 +6,13 @@ import Foundation
 
 /// The agent's configuration file (`agent.json` in the agent directory).
 public struct AgentConfig: Codable, Sendable, Equatable {
+    /// The hub's address: the first one tried (and the only one older agents read).
     public var hubURL: String
+    /// Every address of the same hub, in order of preference (`"hubs"` in
+    /// agent.json; absent = only ``hubURL``): processes of one hub in front of
+    /// one database, or its standby. The agent fails over down the list and
+    /// returns to the first when it answers again.
+    public var hubs: [String]?
     public var agentID: String
     public var commune: String
     public var hubSignPublicKey: String
@@ -31,6 +37,22 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         self.hubKxPublicKey = hubKxPublicKey
         self.syncIntervalSeconds = syncIntervalSeconds
         self.maxChangeSetBytes = maxChangeSetBytes
+    }
+
+    /// Most hub addresses an agent keeps (a longer list is cut: each one tried costs a timeout).
+    public static let maxHubURLs = 8
+
+    /// The hub addresses in order: ``hubURL`` first, then ``hubs``, each once
+    /// (without a trailing slash), at most ``maxHubURLs``.
+    public var hubURLs: [String] {
+        var seen: Set<String> = []
+        var out: [String] = []
+        for u in [hubURL] + (hubs ?? []) {
+            let n = u.hasSuffix("/") ? String(u.dropLast()) : u
+            guard !n.isEmpty, out.count < Self.maxHubURLs, seen.insert(n).inserted else { continue }
+            out.append(n)
+        }
+        return out
     }
 }
 
@@ -68,6 +90,9 @@ public struct LinkSettings: Codable, Sendable, Equatable {
     public var backoffMinSeconds: Double?
     /// Longest backoff when nothing moves (default 60).
     public var backoffMaxSeconds: Double?
+    /// Seconds between checks, while on another hub address, that the first
+    /// one answers again (default 60).
+    public var failbackSeconds: Double?
 
     public init() {}
 
@@ -75,6 +100,7 @@ public struct LinkSettings: Codable, Sendable, Equatable {
     public var connectTimeout: Double { Self.positive(connectTimeoutSeconds, 12) }
     public var idleTimeout: Double { Self.positive(idleTimeoutSeconds, 30) }
     public var minRate: Double { Self.positive(minRateBytesPerSecond, 1000) }
+    public var failback: Double { Self.positive(failbackSeconds, 60) }
 
     static func positive(_ v: Double?, _ d: Double) -> Double {
         guard let v, v.isFinite, v > 0 else { return d }

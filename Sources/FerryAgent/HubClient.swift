@@ -46,7 +46,13 @@ public final class HubClient: Sendable {
     let wall: any WallClock
     public let link: LinkSettings
 
-    public init(baseURL: String, wall: any WallClock = SystemClock(), link: LinkSettings = LinkSettings()) {
+    /// - Parameter retryConnect: keep retrying a refused connection until the
+    ///   connect timeout (one hub address), or fail at once so the next
+    ///   address is tried (several, SPEC §9.10).
+    public init(
+        baseURL: String, wall: any WallClock = SystemClock(), link: LinkSettings = LinkSettings(),
+        retryConnect: Bool = true
+    ) {
         var config = HTTPClient.Configuration()
         config.timeout = .init(
             connect: .milliseconds(Int64(link.connectTimeout * 1000)),
@@ -54,6 +60,7 @@ public final class HubClient: Sendable {
         // A pooled connection that sat idle across an outage may be dead without
         // knowing it; do not keep them longer than the idle timeout.
         config.connectionPool = .init(idleTimeout: .milliseconds(Int64(min(20, link.idleTimeout) * 1000)))
+        config.connectionPool.retryConnectionEstablishment = retryConnect
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.wall = wall

@@ -39,9 +39,10 @@ public struct SyncRoundResult: Sendable {
 public final class SyncEngine: Sendable {
     public let home: AgentHome
     public let store: AgentStore
-    let clientBox: Mutex<HubClient>
-    /// The client for the hub URL currently configured.
-    public var client: HubClient { clientBox.withLock { $0 } }
+    /// The hub addresses and the client for the one in use (failover, SPEC §9.10).
+    let route: Mutex<HubRoute>
+    /// The client for the hub address in use.
+    public var client: HubClient { route.withLock { $0.client } }
     let identity: Identity
     let config: AgentConfig
     let hubSign: SigningPublicKey
@@ -59,7 +60,13 @@ public final class SyncEngine: Sendable {
         let hub = try home.hubKeys()
         hubSign = hub.sign
         keys = try identity.kx.clientSessionKeys(server: hub.kx)
-        clientBox = Mutex(HubClient(baseURL: Self.hubURL(config), wall: wall, link: config.link ?? LinkSettings()))
+        let urls = Self.hubURLs(config)
+        route = Mutex(
+            HubRoute(
+                urls: urls, active: 0,
+                client: HubClient(
+                    baseURL: urls.first ?? config.hubURL, wall: wall, link: config.link ?? LinkSettings(),
+                    retryConnect: urls.count == 1)))
         self.logger = logger
         self.wall = wall
         let link = config.link ?? LinkSettings()
@@ -75,10 +82,16 @@ public final class SyncEngine: Sendable {
             TransferSizeStateMachine(policy: policy, throughput: measuredRate, bytesPerWrite: measuredPerWrite))
     }
 
-    /// The hub URL to use: `FERRY_HUB_URL` when set, else agent.json's.
-    public static func hubURL(_ config: AgentConfig) -> String {
-        if let env = ProcessInfo.processInfo.environment["FERRY_HUB_URL"], !env.isEmpty { return env }
-        return config.hubURL
+    /// The first hub URL to use: `FERRY_HUB_URL` when set, else agent.json's.
+    public static func hubURL(_ config: AgentConfig) -> String { hubURLs(config).first ?? config.hubURL }
+
+    /// The hub URLs in order: `FERRY_HUB_URL` alone when set, else agent.json's list.
+    public static func hubURLs(_ config: AgentConfig) -> [String] {
+        if let env = ProcessInfo.processInfo.environment["FERRY_HUB_URL"], !env.isEmpty {
+            return [env.hasSuffix("/") ? String(env.dropLast()) : env]
+        }
+        let list = config.hubURLs
+        return list.isEmpty ? [config.hubURL] : list
     }
 
     /// The retry policy from agent.json (`interval` overrides the sync interval).
@@ -90,23 +103,6 @@ public final class SyncEngine: Sendable {
     }
 
     public func shutdown() async { await client.shutdown() }
-
-    /// Follows a hub URL changed by `ferry agent set-hub` while the agent runs.
-    func followHubURL() async {
-        guard let fresh = try? home.config() else { return }
-        let url = Self.hubURL(fresh)
-        let old: HubClient? = clientBox.withLock { current in
-            let normalized = url.hasSuffix("/") ? String(url.dropLast()) : url
-            guard normalized != current.baseURL else { return nil }
-            let previous = current
-            current = HubClient(baseURL: url, wall: wall, link: config.link ?? LinkSettings())
-            return previous
-        }
-        if let old {
-            logger.notice("hub URL changed", metadata: ["ferry.hub": "\(url)"])
-            await old.shutdown()
-        }
-    }
 
     /// Records the next planned attempt for `ferry status`.
     public func noteNextAttempt(ms: UInt64?) {
@@ -134,10 +130,16 @@ public final class SyncEngine: Sendable {
     /// report, so the loop can tell a round that moved data before it failed
     /// from one in which nothing moved.
     public func syncRound(maxRequests: Int = 200) async -> SyncRoundResult {
+        await followHubURL()
+        await failBackIfAnswering()
+        return await roundWithFailover(maxRequests: maxRequests)
+    }
+
+    /// One round against the hub address in use (``syncRound(maxRequests:)`` adds failover).
+    func roundAtActiveHub(maxRequests: Int) async -> SyncRoundResult {
         var report = SyncReport()
         var requests = 0
         var restamps = 0
-        await followHubURL()
         do {
             try refuseIfCloned()
             try store.setMeta(["last_attempt_ms": String(wall.nowMillis())])

@@ -149,37 +149,59 @@ enum AgentStart {
 struct AgentSetHub: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "set-hub",
-        abstract: "Point this agent at the hub's new address, keeping its keys and the hub's pinned keys.",
+        abstract: "Point this agent at the hub's address(es), keeping its keys and the hub's pinned keys.",
         discussion: """
             For a province that moves its hub: ferry agent set-hub http://NEW-ADDRESS:8440
-            Before saving, the command checks that the new address answers and is the same hub (its signed \
-            answer verifies under the keys pinned at enrollment). A running agent uses the new address from \
+            For a hub with several processes or a standby: ferry agent set-hub http://HUB1:8440 http://HUB2:8440 \
+            (the first is preferred; the agent fails over down the list when one cannot be reached and returns \
+            to the first when it answers again). --add appends to the list already saved.
+            Before saving, the command checks that each address answers and is the same hub (its signed \
+            answer verifies under the keys pinned at enrollment). A running agent uses the new addresses from \
             its next round. FERRY_HUB_URL, when set, overrides agent.json for agent commands.
             """)
-    @Argument(help: "The hub's new address, e.g. http://hub.example:8440") var url: String
+    @Argument(help: "The hub's address(es), e.g. http://hub.example:8440, first preferred") var urls: [String]
     @OptionGroup var agent: AgentDir
     @Flag(name: .customLong("no-check"), help: "Save without checking (the new hub is not up yet).")
     var noCheck = false
+    @Flag(name: .customLong("add"), help: "Add the addresses after the ones already saved instead of replacing them.")
+    var add = false
 
     func run() async throws {
         let home = agent.home
-        let newURL: String
-        do { newURL = try SyncEngine.validatedHubURL(url) } catch { throw UserError("\(error)") }
+        var given: [String] = []
+        do {
+            for u in urls { given.append(try SyncEngine.validatedHubURL(u)) }
+        } catch { throw UserError("\(error)") }
+        guard !given.isEmpty else { throw UserError("give at least one hub address, like http://hub.example:8440") }
         var config = try home.config()
+        let old = config.hubURLs
+        var list: [String] = add ? old : []
+        for u in given where !list.contains(u) { list.append(u) }
+        guard list.count <= AgentConfig.maxHubURLs else {
+            throw UserError(
+                "\(list.count) hub addresses is too many: an agent keeps at most \(AgentConfig.maxHubURLs) (each unreachable one costs a timeout)"
+            )
+        }
         if !noCheck {
             let engine = try SyncEngine(home: home, logger: Log.logger("ferry.agent"))
-            do {
-                try await engine.verifyHub(at: newURL)
-                await engine.shutdown()
-            } catch {
-                await engine.shutdown()
-                throw UserError("\(error)")
+            for u in given {
+                do {
+                    try await engine.verifyHub(at: u)
+                } catch {
+                    await engine.shutdown()
+                    throw UserError("\(error)")
+                }
             }
+            await engine.shutdown()
         }
-        let old = config.hubURL
-        config.hubURL = newURL
+        config.hubURL = list[0]
+        config.hubs = list.count > 1 ? list : nil
         try home.save(config)
-        print("Hub address changed: \(old) -> \(newURL)\(noCheck ? " (not checked)" : " (checked: same hub)").")
+        let oldText = old.joined(separator: ", ")
+        let newText = list.joined(separator: ", ")
+        print(
+            "Hub address\(list.count > 1 ? "es" : "") changed: \(oldText) -> \(newText)\(noCheck ? " (not checked)" : " (checked: same hub)")."
+        )
         print("The hub's pinned keys are unchanged. A running agent uses the new address from its next round.")
     }
 }

@@ -165,8 +165,9 @@ struct MultiHubEndToEndTests {
         let a1Count = try #require(try hub.agent(id: try AgentHome(directory: a1).config().agentID))
         #expect(a1Count.appliedSeq == 6 * 40 * 12, "every field write of a1 once")
 
-        // a1 downloads through hub B; everyone converges.
-        try await sb.ok(["agent", "set-hub", hubB.url, "--dir", a1])
+        // a1 learns hub B's address too (`--add` keeps A first); everyone converges.
+        try await sb.ok(["agent", "set-hub", "--add", hubB.url, hubA.url, "--dir", a1])
+        #expect(try AgentHome(directory: a1).config().hubURLs == [hubA.url, hubB.url])
         try await sb.ok(["agent", "sync", "--dir", a1], timeout: 120)
         let converged = try await waitUntil(timeout: 120, interval: 0.5) {
             try [a2, a3].allSatisfy { try agentStore($0).0.counts().pendingWrites == 0 }
@@ -191,6 +192,16 @@ struct MultiHubEndToEndTests {
         let hub = try PostgresHubStore(url: url)
         let a1ID = try AgentHome(directory: a1).config().agentID
 
+        // a1 knows both addresses (A first) and checks every second, once on B, whether A is back.
+        try await sb.ok(["agent", "set-hub", hubA.url, hubB.url, "--dir", a1])
+        let home1 = AgentHome(directory: a1)
+        var c1 = try home1.config()
+        #expect(c1.hubURLs == [hubA.url, hubB.url])
+        var link = c1.link ?? LinkSettings()
+        link.failbackSeconds = 1
+        c1.link = link
+        try home1.save(c1)
+
         // A backlog big enough that uploads take a while: kill hub A while one is in its transaction.
         try Self.addRecords(a1, 3000, seed: 11)
         let r1 = try sb.start(["agent", "run", "--dir", a1, "--interval", "0.2"], name: "a1")
@@ -214,24 +225,32 @@ struct MultiHubEndToEndTests {
         }
         #expect(bServes, "hub B stopped serving: \(sb.log("hubB").suffix(800))")
 
-        // The agent fails over to hub B (same keys, same database)...
-        try await sb.ok(["agent", "set-hub", hubB.url, "--dir", a1])
+        // The agent fails over to hub B (same keys, same database) by itself, from its list.
         // Done when nothing waits and nothing is in flight: the hub applied every write.
         let drained = try await waitUntil(timeout: 180, interval: 0.5) {
             let s = try agentStore(a1).0
             return try s.counts().pendingWrites == 0 && s.inFlight() == nil
         }
         #expect(drained, "a1 did not finish through hub B: \(sb.log("a1").suffix(1500))")
+        #expect(sb.log("a1").contains("trying its next address"), "a1 never failed over: \(sb.log("a1").suffix(800))")
+        #expect(try agentStore(a1).0.meta("hub_active_url") == hubB.url)
         let applied = try hub.agent(id: a1ID)?.appliedSeq ?? 0
         #expect(applied == 3000 * 12, "a1 applied \(applied)")
 
-        // ...and back to a restarted hub A.
-        let hubA2 = try await sb.serveHub(dir: hubA.dir, name: "hubA2")
-        try await sb.ok(["agent", "set-hub", hubA2.url, "--dir", a1])
+        // ...and back to hub A restarted at its address, with no command run on the agent.
+        let portA = try #require(URLComponents(string: hubA.url)?.port)
+        let hubA2 = try await sb.serveHub(dir: hubA.dir, port: portA, name: "hubA2")
+        #expect(hubA2.url == hubA.url)
+        let returned = try await waitUntil(timeout: 60, interval: 0.3) {
+            try sb.log("a1").contains("back to it") && agentStore(a1).0.meta("hub_active_url") == nil
+        }
+        #expect(returned, "a1 did not return to hub A: \(sb.log("a1").suffix(1500))")
+        // Hub B goes away: a1's new writes reach the database through hub A.
+        sb.kill9(hubB.process)
         try Self.addRecords(a1, 30, seed: 13)
         let back = try await waitUntil(timeout: 120, interval: 0.5) {
             try agentStore(a1).0.counts().pendingWrites == 0 && (try hub.totals()["records"] ?? 0) == 3080
-                && (try [a1, a2].allSatisfy { try Self.sameAsHub($0, hub) })
+                && (try Self.sameAsHub(a1, hub))
         }
         #expect(back, "after failing back: \((try? hub.totals()) ?? [:]); \(sb.log("a1").suffix(1500))")
         #expect(try hub.totals()["leaves"] == 3080 * 12, "every write exactly once")
