@@ -215,7 +215,15 @@ public struct AgentStatus: Codable, Sendable {
         }
         lines.append("Last upload acknowledged: \(ago(lastUpload, now: now))")
         lines.append("Last download applied: \(ago(lastDownload, now: now))")
-        lines.append("Hub last reached: \(ago(lastContact, now: now))   (\(SyncEngine.hubURL(config)))")
+        // SPEC §9.11: with several hub addresses, say which one the last round used.
+        let urls = SyncEngine.hubURLs(config)
+        let using = (try? store.meta("hub_active_url")).flatMap { $0 }.flatMap { urls.contains($0) ? $0 : nil }
+        lines.append("Hub last reached: \(ago(lastContact, now: now))   (\(using ?? urls.first ?? config.hubURL))")
+        if urls.count > 1 {
+            lines.append(
+                "Hub addresses: \(urls.joined(separator: ", "))"
+                    + (using.map { "; using \($0) because the first did not answer" } ?? ""))
+        }
         lines.append(
             "Records here: \(c.records - c.deleted) (\(c.deleted) deleted); hub changes received up to #\(c.hubCursor)."
         )

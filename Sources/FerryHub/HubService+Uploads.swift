@@ -14,17 +14,18 @@ extension HubService {
     public func authorizeUpload(_ r: UploadRequestV1) -> HubReply? {
         do {
             guard let agent = try store.agent(id: r.agentID) else {
-                return .error(
-                    401, code: "unknown_agent", "agent \(r.agentID) is not enrolled here: enroll it with a new token")
+                return uploadRefusedFrom(
+                    r.agentID, 401, "unknown_agent", "agent \(r.agentID) is not enrolled here: enroll it with a new token")
             }
             guard agent.isActive else {
-                return .error(403, code: "revoked", "agent \(r.agentID) was revoked: re-enroll with a new token")
+                return uploadRefusedFrom(
+                    r.agentID, 403, "revoked", "agent \(r.agentID) was revoked: re-enroll with a new token")
             }
             let key = try SigningPublicKey(bytes: agent.signPublicKey)
             guard key.verify(signature: r.signature, of: r.signedMessage) else {
-                return .error(
-                    401, code: "bad_signature", "the upload request's signature does not match agent \(r.agentID)'s key"
-                )
+                return uploadRefusedFrom(
+                    r.agentID, 401, "bad_signature",
+                    "the upload request's signature does not match agent \(r.agentID)'s key")
             }
             // A signed request can be replayed only within the window, and then only
             // onto the same bytes (length and digest are signed).
@@ -39,6 +40,15 @@ extension HubService {
         } catch {
             return refused(error)
         }
+    }
+
+    /// A refused upload request, counted and logged as every change-set refusal
+    /// is (`ferry_changesets_refused_total`, "change set refused" naming the agent).
+    func uploadRefusedFrom(_ agent: String, _ status: Int, _ code: String, _ message: String) -> HubReply {
+        metrics.add("ferry_changesets_refused_total", "code=\"\(code)\"")
+        logger.warning(
+            "change set refused", metadata: ["ferry.code": "\(code)", "ferry.agent": "\(agent)", "ferry.reason": "\(message)"])
+        return .error(status, code: code, message)
     }
 
     /// The reply for a refusal of the partial-upload store.

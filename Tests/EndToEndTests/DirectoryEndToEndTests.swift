@@ -50,8 +50,9 @@ struct DirectoryEndToEndTests {
         let run = try sb.start(["agent", "run", "--dir", a, "--interval", "1"], name: "agent")
         let pid = run.processIdentifier
         let locked = try await waitUntil(timeout: 20) {
-            (try? String(contentsOfFile: a + "/agent.lock", encoding: .utf8))?.trimmingCharacters(
-                in: .whitespacesAndNewlines) == String(pid)
+            // The first line is the holder's PID; a note (role, since when) may follow.
+            (try? String(contentsOfFile: a + "/agent.lock", encoding: .utf8))?.split(separator: "\n").first.map(
+                String.init) == String(pid)
         }
         #expect(locked, "agent run must hold agent.lock")
         let sync = try await sb.run(["agent", "sync", "--dir", a])
