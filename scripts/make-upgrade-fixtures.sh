@@ -6,8 +6,13 @@
 # code. Run once per release, with the old binary built from its commit:
 #
 #   git worktree add /tmp/ferry-0.1.0 54e330f
-#   (cd /tmp/ferry-0.1.0 && swift build --product ferry)
-#   scripts/make-upgrade-fixtures.sh /tmp/ferry-0.1.0/.build/debug/ferry
+#   (cd /tmp/ferry-0.1.0 && swift build --product ferry --scratch-path "$PWD/.build-old")
+#   scripts/make-upgrade-fixtures.sh "$PWD/.build-old/debug/ferry"
+#
+# (.build-old is gitignored; the old build takes about 10 minutes.) Then run
+# `swift test --filter UpgradeEndToEndTests` and commit the directory: the
+# expectations there (7 records, the owner ids, the long name, members=5)
+# follow this script.
 set -euo pipefail
 OLD="${1:?usage: $0 OLD_FERRY_BINARY [OUT_DIR]}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

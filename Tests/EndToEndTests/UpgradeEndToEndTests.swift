@@ -8,19 +8,25 @@ import Testing
 let upgradeFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures/upgrade-0.1.0").path
 
+/// A committed upgrade fixture is not where the tests expect it.
+struct FixtureMissing: Error, CustomStringConvertible {
+    var path: String
+    var description: String {
+        "\(path) is missing: the 0.1.0 upgrade fixtures are committed under Tests/Fixtures/upgrade-0.1.0 "
+            + "(remade by scripts/make-upgrade-fixtures.sh with a 0.1.0 ferry)"
+    }
+}
+
 /// Upgrades keep every record (issue 12): an agent directory and a hub
 /// directory written by the previous release (0.1.0, commit 54e330f; see
 /// Tests/Fixtures/upgrade-0.1.0/README.md and scripts/make-upgrade-fixtures.sh)
 /// are opened by this build's `ferry`, migrated, and synced.
 ///
 /// The fixtures are made by `scripts/make-upgrade-fixtures.sh` from a build of
-/// 0.1.0; until they are committed the suite is reported as skipped, with
-/// this reason, rather than passing.
-@Suite(
-    .serialized,
-    .enabled(
-        if: FileManager.default.fileExists(atPath: upgradeFixtures + "/agent/replica.sqlite"),
-        "Tests/Fixtures/upgrade-0.1.0 is missing: run scripts/make-upgrade-fixtures.sh with a 0.1.0 ferry"))
+/// 0.1.0 and committed; they are found relative to this file (#filePath), so a
+/// clean clone runs the suite. A missing fixture fails the tests instead of
+/// skipping them: an upgrade path that is not checked is not kept.
+@Suite(.serialized)
 struct UpgradeEndToEndTests {
     static let commune = "24781"
     static let owners = (1...7).map { String(format: "0123456789%02d", $0) }
@@ -31,6 +37,11 @@ struct UpgradeEndToEndTests {
     /// Copies the fixture into the sandbox with private modes (git keeps 0644).
     static func copyFixture(_ sb: Sandbox) throws -> (hub: String, agent: String) {
         let fm = FileManager.default
+        for f in ["agent/replica.sqlite", "agent/agent.json", "hub/hub.sqlite", "hub/hub.key"] {
+            guard fm.fileExists(atPath: fixtures + "/" + f) else {
+                throw FixtureMissing(path: fixtures + "/" + f)
+            }
+        }
         for d in ["hub", "agent"] {
             try fm.copyItem(atPath: fixtures + "/" + d, toPath: sb.path(d))
             Platform.setMode(sb.path(d), 0o700)
