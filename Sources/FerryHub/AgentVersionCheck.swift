@@ -14,7 +14,9 @@ struct AgentVersionCheck<Context: RequestContext>: RouterMiddleware {
         async throws -> Response
     {
         let path = request.uri.path
-        guard path == "/v1/enroll" || path == "/v1/changesets" || path == "/v1/changes" else {
+        guard
+            path == "/v1/enroll" || path == "/v1/changesets" || path == "/v1/changes" || path.hasPrefix("/v1/uploads/")
+        else {
             return try await next(request, context)
         }
         let announced = HTTPField.Name(SoftwareVersion.header).flatMap { request.headers[$0] }

@@ -15,7 +15,8 @@ extension HubService {
         do {
             guard let agent = try store.agent(id: r.agentID) else {
                 return uploadRefusedFrom(
-                    r.agentID, 401, "unknown_agent", "agent \(r.agentID) is not enrolled here: enroll it with a new token")
+                    r.agentID, 401, "unknown_agent",
+                    "agent \(r.agentID) is not enrolled here: enroll it with a new token")
             }
             guard agent.isActive else {
                 return uploadRefusedFrom(
@@ -47,7 +48,8 @@ extension HubService {
     func uploadRefusedFrom(_ agent: String, _ status: Int, _ code: String, _ message: String) -> HubReply {
         metrics.add("ferry_changesets_refused_total", "code=\"\(code)\"")
         logger.warning(
-            "change set refused", metadata: ["ferry.code": "\(code)", "ferry.agent": "\(agent)", "ferry.reason": "\(message)"])
+            "change set refused",
+            metadata: ["ferry.code": "\(code)", "ferry.agent": "\(agent)", "ferry.reason": "\(message)"])
         return .error(status, code: code, message)
     }
 

@@ -27,7 +27,7 @@ struct KillLoopEndToEndTests {
         print("kill loop: \(kills) kills, FERRY_KILL_SEED=\(seed)")
         var rng = SeededGenerator(seed: seed)
         // Bounded in time as well as in count: about 2 s per kill, at most.
-        let deadline = Date().addingTimeInterval(Double(kills) * 2.5 + 30)
+        let deadline = Date().addingTimeInterval(Double(kills) * 6 + 60)
 
         let sb = try Sandbox("killloop")
         defer { sb.close() }

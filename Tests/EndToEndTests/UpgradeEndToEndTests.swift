@@ -123,7 +123,9 @@ struct UpgradeEndToEndTests {
         #expect(status.status == 2, "needs a person: \(status.out)")
         #expect(status.out.contains("Install the newer Ferry package"), "\(status.out)")
         let after = try store.counts()
-        #expect(after.records == before.records && after.pendingWrites + after.inFlightWrites >= before.pendingWrites)
+        #expect(
+            after.records == before.records && after.pendingWrites + after.inFlightWrites >= before.pendingWrites,
+            "before \(before), after \(after)")
         #expect(try store.fullState().count == 7, "nothing written here is lost")
         sb.stop(p)
 
