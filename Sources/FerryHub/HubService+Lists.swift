@@ -143,7 +143,7 @@ extension HubService {
         AgentJSON(
             id: a.id, commune: a.commune, communeName: names[a.commune] ?? a.commune, status: a.status,
             hostname: a.hostname, lastSeenMs: a.lastSeenMs, lastSkewMs: a.lastSkewMs, appliedSeq: a.appliedSeq,
-            ackedCursor: a.ackedCursor, lag: UInt64((try? store.lag(of: a)) ?? 0), lastError: a.lastError,
+            ackedCursor: a.ackedCursor, lag: UInt64(clamping: (try? store.lag(of: a)) ?? 0), lastError: a.lastError,
             clonedMs: a.clonedMs, clonedRefusals: a.clonedRefusals)
     }
 }

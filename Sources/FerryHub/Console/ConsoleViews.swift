@@ -87,8 +87,10 @@ enum ConsoleViews {
         ProgressView(
             campaigns: try service.store.campaigns().map { c in
                 let rows = try service.store.progress(campaign: c)
-                let done = rows.reduce(0) { $0 + min(max($1.records, 0), max($1.target, 0)) }
-                let target = rows.reduce(0) { $0 + max($1.target, 0) }
+                // Saturating sums: targets come from an operator's file and are only bounded below.
+                func add(_ a: Int, _ b: Int) -> Int { a.addingReportingOverflow(b).overflow ? .max : a + b }
+                let done = rows.reduce(0) { add($0, min(max($1.records, 0), max($1.target, 0))) }
+                let target = rows.reduce(0) { add($0, max($1.target, 0)) }
                 let s = target > 0 ? Double(done) / Double(target) : 0
                 return CampaignView(
                     id: c.id, title: c.title, form: c.formID, starts: c.starts, ends: c.ends, status: c.status,
