@@ -15,9 +15,12 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product ferry
 
+# The link lab (real processes through shaped namespaces) runs on its own after
+# the rest, so its load does not skew the timing-sensitive sync tests.
 test: deps
 	$(SWIFT) build --product ferry
-	$(SWIFT) test
+	$(SWIFT) test --skip LinkLabEndToEndTests
+	$(SWIFT) test --skip-build --filter LinkLabEndToEndTests
 	scripts/schemathesis.sh
 
 demo: deps
