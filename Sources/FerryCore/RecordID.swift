@@ -9,6 +9,10 @@ public struct RecordID: Sendable, Hashable, Comparable, CustomStringConvertible 
     }
 
     /// Reads 16 big-endian bytes; nil unless exactly 16.
+    // Inlinable so callers in other modules get it specialised for their
+    // collection: unspecialised, the generic walk was 18 % of the hub's CPU
+    // while it served download pages (every leaf row names its record).
+    @inlinable
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 16 else { return nil }
         var h: UInt64 = 0

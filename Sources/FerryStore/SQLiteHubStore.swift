@@ -369,7 +369,9 @@ public final class SQLiteHubStore: Sendable {
                 arguments: [Columns.blob(id)])
         else { return nil }
         var byField: [String: [FieldWrite]] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT * FROM leaves WHERE record = ?", arguments: [Columns.blob(id)]) {
+        for row in try Row.fetchAll(
+            db, sql: "SELECT \(Columns.leaf) FROM leaves WHERE record = ?", arguments: [Columns.blob(id)])
+        {
             if let w = FieldWrite(row: row) { byField[w.field, default: []].append(w) }
         }
         return HubRecordView(
@@ -393,7 +395,9 @@ public final class SQLiteHubStore: Sendable {
     public func winners(commune: String) throws -> [RecordID: [String: Value]] {
         try pool.read { db in
             var all: [RecordID: [String: FieldWrite]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM leaves WHERE commune = ?", arguments: [commune]) {
+            for row in try Row.fetchAll(
+                db, sql: "SELECT \(Columns.leaf) FROM leaves WHERE commune = ?", arguments: [commune])
+            {
                 guard let w = FieldWrite(row: row) else { continue }
                 if let have = all[w.record]?[w.field], have.id > w.id { continue }
                 all[w.record, default: [:]][w.field] = w
@@ -538,14 +542,15 @@ public final class SQLiteHubStore: Sendable {
             var last = since
             let stmt = try db.cachedStatement(
                 sql: """
-                    SELECT l.*, r.form_id, r.form_version FROM leaves l JOIN records r ON r.id = l.record
+                    SELECT l.record, l.field, l.t, l.v, l.hlc, l.origin, l.prev, l.alive, l.covers, l.seq,
+                        r.form_id, r.form_version FROM leaves l JOIN records r ON r.id = l.record
                     WHERE l.commune = ? AND l.seq > ? AND l.origin != ? ORDER BY l.seq LIMIT 2000
                     """)
             outer: while true {
                 let rows = try Row.fetchAll(stmt, arguments: [agent.commune, Int64(clamping: last), agent.id])
                 if rows.isEmpty { break }
                 for row in rows {
-                    let seq = UInt64(clamping: row["seq"] as Int64)
+                    let seq = UInt64(clamping: row[9] as Int64)
                     guard let w = FieldWrite(row: row) else { continue }
                     let size = Self.estimatedSize(w)
                     if budget - size < 0 && !writes.isEmpty {
@@ -555,7 +560,7 @@ public final class SQLiteHubStore: Sendable {
                     budget -= size
                     writes.append(w)
                     scopes[w.record] = RecordScope(
-                        formID: row["form_id"], formVersion: row["form_version"], commune: agent.commune)
+                        formID: row[10], formVersion: row[11], commune: agent.commune)
                     last = seq
                 }
             }
