@@ -18,6 +18,12 @@ public struct OperatorIdentity: Sendable, Equatable, RoleProviding {
     public var roles: Set<OperatorRole> { Set(OperatorRole.allCases.filter { $0 <= role }) }
 
     public func may(_ needed: OperatorRole) -> Bool { role >= needed }
+
+    public init(name: String, role: OperatorRole, session: String? = nil) {
+        self.name = name
+        self.role = role
+        self.session = session
+    }
 }
 
 /// The request context of the hub's router: Hummingbird's core plus the
@@ -50,6 +56,9 @@ struct OperatorAuthenticator: AuthenticatorMiddleware {
 }
 
 /// Accounts, sessions and one-time login links of the hub's operators.
+/// Sessions live in the store (only a digest of their id), so a restarted
+/// hub, or another hub process on the same database, keeps an operator
+/// signed in; login links (two minutes, one use) stay in this process.
 public final class OperatorAccess: Sendable {
     static let sessionCookie = "ferry_session"
     static let sessionTTL: UInt64 = 8 * 3_600_000
@@ -61,12 +70,6 @@ public final class OperatorAccess: Sendable {
     let cost: PasswordHash.Cost
     let now: @Sendable () -> UInt64
 
-    struct Session: Sendable {
-        var identity: OperatorIdentity
-        var csrf: String
-        var expiresMs: UInt64
-    }
-    private let sessions = Mutex<[String: Session]>([:])
     private let links = Mutex<[String: (name: String, expiresMs: UInt64)]>([:])
 
     init(
@@ -93,25 +96,30 @@ public final class OperatorAccess: Sendable {
         return OperatorIdentity(name: a.name, role: a.role)
     }
 
+    /// Digest under which a console session id is stored.
+    static func sessionHash(_ id: String) -> [UInt8] { digest(Array(("ferry-console-session:" + id).utf8)) }
+
     /// The identity of a live session whose user is still enabled.
     func identity(session id: String) -> OperatorIdentity? {
-        guard id.utf8.count <= 128 else { return nil }
-        let t = now()
-        guard let s = sessions.withLock({ $0[id] }), s.expiresMs > t else { return nil }
+        guard id.utf8.count <= 128, let s = try? store.operatorSession(idHash: Self.sessionHash(id)),
+            s.expiresMs > now()
+        else { return nil }
         // The bootstrap admin (operator.token) has no account row; every other
         // user is looked up again, so a disabled user loses the console at once.
-        var i = s.identity
-        i.session = id
+        var i = OperatorIdentity(name: s.name, role: s.role, session: id)
         guard i.name != "admin" else { return i }
         guard let a = try? store.operatorAccount(name: i.name), !a.disabled else {
-            sessions.withLock { _ = $0.removeValue(forKey: id) }
+            try? store.deleteOperatorSession(idHash: Self.sessionHash(id))
             return nil
         }
         i.role = a.role
         return i
     }
 
-    func csrf(session id: String) -> String? { sessions.withLock { $0[id]?.csrf } }
+    func csrf(session id: String) -> String? {
+        guard id.utf8.count <= 128 else { return nil }
+        return try? store.operatorSession(idHash: Self.sessionHash(id))?.csrf
+    }
 
     /// Checks a password; the identity on success. Unknown users cost a hash too,
     /// so timing does not tell which names exist.
@@ -140,20 +148,20 @@ public final class OperatorAccess: Sendable {
     static let maxConcurrentLogins = 4
 
     /// Opens a console session; returns its id (the cookie value).
-    func openSession(_ identity: OperatorIdentity) -> String {
+    /// - Throws: when the store cannot keep it (the login then fails with the store's reason).
+    func openSession(_ identity: OperatorIdentity) throws -> String {
         let id = hex(randomBytes(32))
-        let t = now()
-        sessions.withLock { s in
-            if s.count >= Self.maxSessions { s = s.filter { $0.value.expiresMs > t } }
-            if s.count >= Self.maxSessions, let oldest = s.min(by: { $0.value.expiresMs < $1.value.expiresMs }) {
-                s.removeValue(forKey: oldest.key)
-            }
-            s[id] = Session(identity: identity, csrf: hex(randomBytes(24)), expiresMs: t + Self.sessionTTL)
-        }
+        try store.addOperatorSession(
+            OperatorSession(
+                idHash: Self.sessionHash(id), name: identity.name, role: identity.role, csrf: hex(randomBytes(24)),
+                expiresMs: now() + Self.sessionTTL), keep: Self.maxSessions)
         return id
     }
 
-    func closeSession(_ id: String) { sessions.withLock { _ = $0.removeValue(forKey: id) } }
+    func closeSession(_ id: String) {
+        guard id.utf8.count <= 128 else { return }
+        try? store.deleteOperatorSession(idHash: Self.sessionHash(id))
+    }
 
     /// A one-time login link secret for `identity`, valid for two minutes.
     func loginLink(for identity: OperatorIdentity) -> String {

@@ -73,7 +73,7 @@ extension HubService {
         do {
             reply =
                 try accountRequest(method: method, path: path, query: query, body: body, who: who)
-                ?? operatorRequest(method: method, path: path, query: query, body: body)
+                ?? operatorRequest(method: method, path: path, query: query, body: body, by: who.name)
         } catch let e as HubError {
             reply = .error(
                 e.code == .notFound ? 404 : e.code == .conflict ? 409 : 400, code: e.code.rawValue, e.message)
@@ -92,7 +92,7 @@ extension HubService {
         case ("GET", 1, "users"):
             return .json(
                 200,
-                try sqliteStore().operatorAccounts().map {
+                try store.operatorAccounts().map {
                     UserJSON(
                         name: $0.name, role: $0.role.rawValue, disabled: $0.disabled, createdMs: $0.createdMs,
                         hasPassword: $0.passwordHash != nil)
@@ -106,7 +106,7 @@ extension HubService {
                     name: a.name, role: a.role.rawValue, disabled: false, createdMs: a.createdMs,
                     hasPassword: a.passwordHash != nil))
         case ("POST", 3, "users") where path[2] == "disable" || path[2] == "enable":
-            try sqliteStore().setOperatorDisabled(name: path[1], disabled: path[2] == "disable")
+            try store.setOperatorDisabled(name: path[1], disabled: path[2] == "disable")
             return .json(200, ["user": path[1], "status": path[2] == "disable" ? "disabled" : "enabled"])
         case ("POST", 3, "users") where path[2] == "tokens":
             let req = body.isEmpty ? UserTokenRequest(label: nil, days: nil) : try decode(UserTokenRequest.self, body)
@@ -120,7 +120,7 @@ extension HubService {
                     path: "/login/once?t=\(secret)", expiresMs: store.nowMillis() + OperatorAccess.loginLinkTTL))
         case ("GET", 1, "actions"):
             let limit = max(1, min(Int(query["limit"] ?? "") ?? 100, 1000))
-            return .json(200, try sqliteStore().operatorActions(record: query["record"], limit: limit))
+            return .json(200, try store.operatorActions(record: query["record"], limit: limit))
         default:
             return nil
         }
@@ -147,7 +147,7 @@ extension HubService {
             case (let head, 1): head
             default: path[0] + "/" + path[path.count - 1]
             }
-        try? sqliteStore().logOperatorAction(
+        try? store.logOperatorAction(
             OperatorAction(atMs: store.nowMillis(), user: who.name, action: action, record: record, detail: detail))
         metrics.add("ferry_operator_writes_total", "user=\"\(Self.labelSafe(who.name))\"")
         logger.notice(

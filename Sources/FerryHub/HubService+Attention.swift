@@ -7,7 +7,7 @@ extension HubService {
     /// Refuses `conflicts resolve` on a field with no open conflict, saying
     /// what the field holds and how to change it instead.
     func requireConflict(record: RecordID, field: String) throws {
-        let open = try sqliteStore().openConflicts(record: record)
+        let open = try store.openConflicts(record: record)
         // An edit-vs-delete conflict is resolved through `_deleted` or the edited field.
         let matches = open.contains { $0.field == field || (field == deletedField && $0.kind == "edit_vs_delete") }
         guard !matches else { return }
@@ -36,7 +36,7 @@ extension HubService {
     /// quarantined values; most urgent first.
     func attention(agents: [AgentJSON], now: UInt64) throws -> [CommuneAttentionJSON] {
         let names = Dictionary(try store.communes().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
-        let open = try sqliteStore().openItemsByCommune()
+        let open = try store.openItemsByCommune()
         var reasons: [String: [(Int, String)]] = [:]
         for a in agents {
             if a.status != "active" {

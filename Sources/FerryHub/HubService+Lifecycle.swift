@@ -13,31 +13,26 @@ extension HubService {
     {
         switch (method, path.count) {
         case ("GET", 2) where path == ["forms", "drafts"]:
-            return .json(200, try sqliteStore().drafts())
+            return .json(200, try store.drafts())
         case ("POST", 1) where path == ["forms"]:
             let form = try decodeForm(body)
             if try Self.flag(query, "draft") {
-                try sqliteStore().saveDraft(form: form, by: by)
+                try store.saveDraft(form: form, by: by)
             } else {
-                if let s = store as? SQLiteHubStore {
-                    try s.publish(form: form, by: by)
-                } else {
-                    if let e = SQLiteHubStore.formProblems(form) { throw e }
-                    try store.publish(form: form)
-                }
+                try store.publish(form: form, by: by)
             }
             return .json(200, form)
         case ("POST", 4) where path[0] == "forms" && (path[3] == "publish" || path[3] == "retire"):
             guard let v = Int(path[2]) else { throw HubError(.badRequest, "'\(path[2])' is not a form version") }
             if path[3] == "publish" {
-                return .json(200, try sqliteStore().publishDraft(id: path[1], version: v, by: by))
+                return .json(200, try store.publishDraft(id: path[1], version: v, by: by))
             }
-            try sqliteStore().retire(form: path[1], version: v, by: by)
+            try store.retire(form: path[1], version: v, by: by)
             logger.notice("form retired", metadata: ["ferry.form": "\(path[1])@\(v)", "ferry.operator": "\(by)"])
             return .json(200, ["retired": "\(path[1])@\(v)"])
         case ("POST", 3) where path[0] == "forms" && path[2] == "migrate":
             let req = try decode(MigrationRequest.self, body)
-            let report = try sqliteStore().migrate(
+            let report = try store.migrate(
                 form: path[1], from: req.from, to: req.to, dryRun: req.dryRun ?? false, by: by)
             return .json(200, report)
         case ("POST", 1) where path == ["campaigns"]:
@@ -59,7 +54,7 @@ extension HubService {
         case ("POST", 2) where path == ["records", "import"]:
             return .json(200, try importCSV(body, query: query, by: by))
         case ("GET", 1) where path == ["actions"]:
-            return .json(200, try sqliteStore().operatorActions(limit: try pageLimit(query)))
+            return .json(200, try store.operatorActions(limit: try pageLimit(query)))
         default:
             return nil
         }
@@ -101,14 +96,14 @@ extension HubService {
         else { throw HubError(.notFound, "form \(formID.prefix(80)) is not published (or every version is retired)") }
         do {
             let table = try RecordsCSV.parse(body)
-            if !(try Self.flag(query, "again")), let seen = try sqliteStore().csvImport(digest: table.digest) {
+            if !(try Self.flag(query, "again")), let seen = try store.csvImport(digest: table.digest) {
                 throw CSVImportError(
                     .alreadyImported,
                     "this file was already imported by \(seen.by) (\(seen.records) records, at \(Date(timeIntervalSince1970: Double(seen.atMs) / 1000))): nothing was imported again; to import it anyway, pass --again"
                 )
             }
             let rows = try RecordsCSV.values(table, form: form)
-            let ids = try sqliteStore().importRecords(
+            let ids = try store.importRecords(
                 form: form, commune: commune, rows: rows, digest: table.digest, by: by)
             return CSVImportResultV1(imported: ids.count, form: form.id, version: form.version, commune: commune)
         } catch let e as CSVImportError {
@@ -135,7 +130,7 @@ extension HubService {
                 problems: problems.map { ProblemV1(code: $0.code.rawValue, at: $0.at, message: $0.message) })
         }
         try store.publish(.campaign, key: c.id, json: try JSONEncoder().encode(c).map { $0 })
-        try sqliteStore().noteAction(by: by, action: "campaign.publish", target: c.id)
+        try store.noteAction(by: by, action: "campaign.publish", target: c.id, detail: "")
         return c
     }
 
@@ -153,7 +148,7 @@ extension HubService {
 
     /// One quarantine entry with the record's current value of the field.
     public func quarantineShow(id: Int64) throws -> QuarantineDetailV1 {
-        guard let e = try sqliteStore().quarantineEntry(id: id) else {
+        guard let e = try store.quarantineEntry(id: id) else {
             throw HubError(.notFound, "there is no quarantine entry #\(id)")
         }
         let current = try RecordID(e.record).flatMap { try store.record($0) }?.leaves[e.field]?.winner?.value
@@ -163,7 +158,7 @@ extension HubService {
     /// Closes an entry by writing the corrected `value` to the record's field
     /// (an operator write naming every leaf) and marking it fixed by `by`.
     public func quarantineFix(id: Int64, value text: String, note: String?, by: String) throws -> QuarantineDetailV1 {
-        guard let e = try sqliteStore().quarantineEntry(id: id) else {
+        guard let e = try store.quarantineEntry(id: id) else {
             throw HubError(.notFound, "there is no quarantine entry #\(id)")
         }
         guard e.status == QuarantineStatus.open else {
@@ -177,7 +172,7 @@ extension HubService {
         }
         let value = try parse(record: rid, field: e.field, text: text)
         try store.operatorWrite(record: rid, values: [e.field: value], resolve: true)
-        try sqliteStore().closeQuarantine(
+        try store.closeQuarantine(
             id: id, status: QuarantineStatus.fixed, by: by, note: note ?? "set to \(value.display)")
         logger.notice(
             "quarantine fixed",
@@ -187,13 +182,13 @@ extension HubService {
 
     /// Closes an entry without a write: the refusal stands and the value stays recorded here.
     public func quarantineRelease(id: Int64, note: String?, by: String) throws -> QuarantineDetailV1 {
-        guard let e = try sqliteStore().quarantineEntry(id: id) else {
+        guard let e = try store.quarantineEntry(id: id) else {
             throw HubError(.notFound, "there is no quarantine entry #\(id)")
         }
         guard e.status == QuarantineStatus.open else {
             throw HubError(.wrongState, "quarantine entry #\(id) is already \(e.status) by \(e.closedBy ?? "?")")
         }
-        try sqliteStore().closeQuarantine(id: id, status: QuarantineStatus.released, by: by, note: note ?? "")
+        try store.closeQuarantine(id: id, status: QuarantineStatus.released, by: by, note: note ?? "")
         logger.notice(
             "quarantine released",
             metadata: ["ferry.quarantine": "\(id)", "ferry.operator": "\(by)", "ferry.agent": "\(e.origin)"])

@@ -61,7 +61,7 @@ extension HubService {
             form = c.formID
             period = c.periodMillis
         }
-        let page = try sqliteStore().recordPage(
+        let page = try store.recordPage(
             commune: q["commune"], form: form, includeDeleted: try Self.flag(q, "include_deleted"), after: after,
             limit: limit, createdIn: period)
         let items = try page.items.map(recordJSON)
@@ -91,7 +91,7 @@ extension HubService {
         }
         let filter = ConflictFilter(
             commune: q["commune"], form: q["form"], field: q["field"]?.nfc, olderThanMillis: age)
-        let page = try sqliteStore().conflictPage(filter, after: after, limit: limit)
+        let page = try store.conflictPage(filter, after: after, limit: limit)
         let next = page.items.last.map { Self.cursorText([$0.record, $0.field, $0.kind]) }
         return PageV1(items: page.items, nextCursor: page.remaining > 0 ? next : nil, remaining: page.remaining)
     }
@@ -114,7 +114,7 @@ extension HubService {
             throw HubError(
                 .badRequest, "status must be one of all, \(QuarantineStatus.all.joined(separator: ", ")); got '\(s)'")
         }
-        let page = try sqliteStore().quarantinePage(status: status, after: after, limit: limit)
+        let page = try store.quarantinePage(status: status, after: after, limit: limit)
         let next = page.items.last.map { Self.cursorText(["\($0.id)"]) }
         return PageV1(items: page.items, nextCursor: page.remaining > 0 ? next : nil, remaining: page.remaining)
     }
@@ -122,7 +122,7 @@ extension HubService {
     func agentsPage(_ q: [String: String]) throws -> PageV1<AgentJSON> {
         let limit = try pageLimit(q)
         let after = try q["cursor"].map { try Self.cursorParts($0, count: 1)[0] }
-        let page = try sqliteStore().agentPage(after: after, limit: limit)
+        let page = try store.agentPage(after: after, limit: limit)
         let names = Dictionary(try store.communes().map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
         let items = page.items.map { agentJSON($0, names: names) }
         let next = page.items.last.map { Self.cursorText([$0.id]) }
@@ -134,7 +134,7 @@ extension HubService {
         guard try store.record(rid) != nil else { throw HubError(.notFound, "record \(rid) is not at this hub") }
         let limit = try pageLimit(q)
         let after = try q["cursor"].map { try Self.cursorParts($0, count: 1)[0] }
-        let page = try sqliteStore().auditPage(record: rid, after: after, limit: limit)
+        let page = try store.auditPage(record: rid, after: after, limit: limit)
         let next = page.items.last.map { Self.cursorText([$0.changeSet]) }
         return PageV1(items: page.items, nextCursor: page.remaining > 0 ? next : nil, remaining: page.remaining)
     }

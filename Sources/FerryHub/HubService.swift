@@ -88,7 +88,7 @@ public final class HubService: Sendable {
         self.logger = logger
         pipeline = IngestPipeline(store: store, identity: identity, limits: limits)
         access = OperatorAccess(
-            store: (store as? any OperatorAccountStore & Sendable) ?? BootstrapOnlyAccounts(location: store.location),
+            store: store,
             bootstrapToken: operatorToken, cost: passwordCost, now: { [store] in store.nowMillis() })
     }
 
@@ -381,40 +381,4 @@ public final class HubService: Sendable {
 /// Ferry's version string.
 public enum FerryVersion {
     public static let string = SoftwareVersion.current.description
-}
-
-extension HubService {
-    /// The embedded store, for the operator features whose storage exists only
-    /// there so far: paged lists, form drafts and migration, the CSV import
-    /// ledger, quarantine fix/release, record search and the operator log.
-    /// - Throws: ``HubError`` `unavailable` (501) on another backend, naming the feature's absence plainly.
-    func sqliteStore() throws -> SQLiteHubStore {
-        if let s = store as? SQLiteHubStore { return s }
-        throw HubError(
-            .unavailable,
-            "this operator feature is not available yet on a hub whose store is \(store.location): run it on a hub with the embedded SQLite store"
-        )
-    }
-}
-
-/// The accounts of a hub whose store has no operator tables yet (PostgreSQL
-/// today): only the bootstrap `operator.token` signs in, as `admin`; adding
-/// users is refused with `unavailable`, and operator actions go to the hub's
-/// log only, not to a table.
-struct BootstrapOnlyAccounts: OperatorAccountStore {
-    let location: String
-    var refusal: HubError {
-        HubError(
-            .unavailable,
-            "operator accounts are not available yet on a hub whose store is \(location): use the operator.token of the hub directory"
-        )
-    }
-    func addOperator(_ account: OperatorAccount) throws { throw refusal }
-    func operatorAccounts() throws -> [OperatorAccount] { [] }
-    func operatorAccount(name: String) throws -> OperatorAccount? { nil }
-    func setOperatorDisabled(name: String, disabled: Bool) throws { throw refusal }
-    func addOperatorToken(name: String, tokenHash: [UInt8], label: String, expiresMs: UInt64) throws { throw refusal }
-    func operatorAccount(tokenHash: [UInt8]) throws -> OperatorAccount? { nil }
-    func logOperatorAction(_ action: OperatorAction) throws {}
-    func operatorActions(record: String?, limit: Int) throws -> [OperatorAction] { [] }
 }

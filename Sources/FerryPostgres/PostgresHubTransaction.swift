@@ -355,7 +355,8 @@ enum PostgresSchema {
                   detected_ms bigint NOT NULL, PRIMARY KEY(record, field, kind))
                 """,
             ]
-        )
+        ),
+        (PostgresOperatorSchema.version, PostgresOperatorSchema.statements),
     ]
 
     /// The newest schema version this build knows.
@@ -371,13 +372,16 @@ enum PostgresSchema {
                         "CREATE TABLE IF NOT EXISTS ferry_schema(version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
                     )
                     let have = try c.one("SELECT coalesce(max(version), 0) FROM ferry_schema")?.int64(0) ?? 0
+                    // Every version not applied yet runs, in order, even one numbered below
+                    // the highest applied (migrations of separate features take separate numbers).
+                    let applied = Set(try c.rows("SELECT version FROM ferry_schema").map { try $0.int64(0) })
                     guard have <= current else {
                         throw HubError(
                             .conflict,
                             "the database's Ferry schema is version \(have), newer than this ferry knows (\(current)): upgrade ferry on this hub"
                         )
                     }
-                    for (v, statements) in migrations where v > have {
+                    for (v, statements) in migrations.sorted(by: { $0.0 < $1.0 }) where !applied.contains(v) {
                         for s in statements { try c.exec(PostgresQuery(unsafeSQL: s)) }
                         try c.exec("INSERT INTO ferry_schema(version) VALUES (\(v))")
                     }

@@ -415,7 +415,8 @@ public final class AgentStore: Sendable {
         try Self.storePending(record, batch: 0, pending, db)
     }
 
-    static func normalized(_ v: Value) -> Value {
+    /// A value as the store keeps it (text in NFC).
+    public static func normalized(_ v: Value) -> Value {
         if case .text(let s) = v { return .string(s) }
         return v
     }

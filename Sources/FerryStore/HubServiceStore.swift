@@ -7,7 +7,7 @@ import Foundation
 /// stream pages agents download, enrollment, the catalog and the operator's
 /// reads and writes. ``SQLiteHubStore`` and the PostgreSQL store implement
 /// it, so `HubService` runs unchanged on either.
-public protocol HubServiceStore: HubStore {
+public protocol HubServiceStore: HubStore, HubOperatorStore {
     /// Where the store lives, for messages and logs: a file path, or a
     /// database URL without its password.
     var location: String { get }

@@ -71,6 +71,13 @@ public protocol OperatorAccountStore: Sendable {
     func logOperatorAction(_ action: OperatorAction) throws
     /// The newest actions first, optionally about one record.
     func operatorActions(record: String?, limit: Int) throws -> [OperatorAction]
+
+    /// Keeps a console session; expired sessions are dropped, and past `keep`
+    /// live sessions the one ending first makes room.
+    func addOperatorSession(_ session: OperatorSession, keep: Int) throws
+    /// The unexpired session with this id digest.
+    func operatorSession(idHash: [UInt8]) throws -> OperatorSession?
+    func deleteOperatorSession(idHash: [UInt8]) throws
 }
 
 extension SQLiteHubStore: OperatorAccountStore {
@@ -87,6 +94,55 @@ extension SQLiteHubStore: OperatorAccountStore {
                         action TEXT NOT NULL, record TEXT, detail TEXT NOT NULL);
                     CREATE INDEX operator_log_record ON operator_log(record, id);
                     """)
+        }
+    }
+
+    /// Migration "v5-operator-sessions": console sessions, so a restart keeps operators signed in.
+    static func registerSessionMigrations(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v5-operator-sessions") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE operator_sessions(hash BLOB PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
+                        csrf TEXT NOT NULL, expires_ms INTEGER NOT NULL);
+                    CREATE INDEX operator_sessions_expiry ON operator_sessions(expires_ms);
+                    """)
+        }
+    }
+
+    public func addOperatorSession(_ s: OperatorSession, keep: Int) throws {
+        let now = Int64(clamping: nowMillis())
+        try write { db in
+            try db.execute(sql: "DELETE FROM operator_sessions WHERE expires_ms <= ?", arguments: [now])
+            let live = try Int.fetchOne(db, sql: "SELECT count(*) FROM operator_sessions") ?? 0
+            if live >= keep {
+                try db.execute(
+                    sql: """
+                        DELETE FROM operator_sessions WHERE hash IN
+                        (SELECT hash FROM operator_sessions ORDER BY expires_ms LIMIT ?)
+                        """, arguments: [live - keep + 1])
+            }
+            try db.execute(
+                sql:
+                    "INSERT OR REPLACE INTO operator_sessions(hash, name, role, csrf, expires_ms) VALUES (?, ?, ?, ?, ?)",
+                arguments: [Data(s.idHash), s.name, s.role.rawValue, s.csrf, Int64(clamping: s.expiresMs)])
+        }
+    }
+
+    public func operatorSession(idHash: [UInt8]) throws -> OperatorSession? {
+        try pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM operator_sessions WHERE hash = ? AND expires_ms > ?",
+                arguments: [Data(idHash), Int64(clamping: nowMillis())]
+            ).map {
+                OperatorSession(
+                    idHash: idHash, name: $0["name"], role: OperatorRole(rawValue: $0["role"]) ?? .viewer,
+                    csrf: $0["csrf"], expiresMs: UInt64(clamping: $0["expires_ms"] as Int64))
+            }
+        }
+    }
+
+    public func deleteOperatorSession(idHash: [UInt8]) throws {
+        try write { db in try db.execute(sql: "DELETE FROM operator_sessions WHERE hash = ?", arguments: [Data(idHash)])
         }
     }
 

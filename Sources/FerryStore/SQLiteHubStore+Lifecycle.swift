@@ -101,15 +101,6 @@ extension SQLiteHubStore {
         }
     }
 
-    /// Publishes a draft as it was saved.
-    public func publishDraft(id: String, version: Int, by: String) throws -> FormDefinition {
-        guard let d = try drafts().first(where: { $0.id == id && $0.version == version }) else {
-            throw HubError(.notFound, "there is no draft of form \(id) v\(version): see `ferry forms list --drafts`")
-        }
-        try publish(form: d, by: by)
-        return d
-    }
-
     /// Retires a published version: it stays (its records are kept and still
     /// merge), agents are told by the catalog, and new records take a newer version.
     public func retire(form id: String, version: Int, by: String) throws {
@@ -268,7 +259,9 @@ extension SQLiteHubStore {
             _ = try tx.merge(batches, changeSet: nil, atMillis: now)
             try tx.save(clock: c)
             try db.execute(
-                sql: "INSERT INTO csv_imports(digest, form, commune, records, at_ms, by) VALUES (?, ?, ?, ?, ?, ?)",
+                // OR REPLACE: an import made again on purpose (`--again`) notes the latest one.
+                sql:
+                    "INSERT OR REPLACE INTO csv_imports(digest, form, commune, records, at_ms, by) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [Data(digest), "\(form.id)@\(form.version)", commune, rows.count, Int64(clamping: now), by])
             try Self.noteAction(
                 db, by: by, action: "records.import", target: "\(form.id)@\(form.version) \(commune)",

@@ -35,6 +35,10 @@ public struct ConflictKey: Sendable, Equatable {
 public struct StorePage<Item: Sendable>: Sendable {
     public var items: [Item]
     public var remaining: Int
+    public init(items: [Item], remaining: Int) {
+        self.items = items
+        self.remaining = remaining
+    }
 }
 
 // Keyset pages (never OFFSET, so a page is as cheap at the end of a list as at
@@ -134,20 +138,6 @@ extension SQLiteHubStore {
             let rest = try Int.fetchOne(db, sql: "SELECT count(*) FROM quarantine\(w2)", arguments: args2) ?? 0
             return StorePage(items: items, remaining: rest)
         }
-    }
-
-    /// Agents by id.
-    public func agentPage(after: String?, limit: Int) throws -> StorePage<AgentInfo> {
-        let all = try agents().sorted { $0.id < $1.id }
-        let rest = all.filter { after == nil || $0.id > after ?? "" }
-        return StorePage(items: Array(rest.prefix(limit)), remaining: max(0, rest.count - limit))
-    }
-
-    /// The signed change sets behind a record's current leaves, by change-set id.
-    public func auditPage(record: RecordID, after: String?, limit: Int) throws -> StorePage<AuditEntry> {
-        let all = try audit(record: record).sorted { $0.changeSet < $1.changeSet }
-        let rest = all.filter { after == nil || $0.changeSet > after ?? "" }
-        return StorePage(items: Array(rest.prefix(limit)), remaining: max(0, rest.count - limit))
     }
 
     /// The smallest UUIDv7 id of millisecond `ms` (ids sort by time, bytewise).

@@ -8,18 +8,14 @@ extension SQLiteHubStore {
     /// commune; every record of the commune when `text` is empty. For the console's search.
     public func searchRecords(text: String, commune: String?, limit: Int) throws -> [RecordID] {
         let limit = max(1, min(limit, 1000))
-        let text = text.trimmingCharacters(in: .whitespaces).nfc
-        if text.isEmpty { return try recordIDs(commune: commune, limit: limit) }
-        let escaped =
-            text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-            .replacingOccurrences(of: "_", with: "\\_")
+        guard let pattern = Self.likePattern(text) else { return try recordIDs(commune: commune, limit: limit) }
         return try pool.read { db in
             try Data.fetchAll(
                 db,
                 sql: """
                     SELECT DISTINCT record FROM leaves WHERE typeof(v) = 'text' AND v LIKE ? ESCAPE '\\'
                     AND (?2 IS NULL OR commune = ?2) ORDER BY record DESC LIMIT ?3
-                    """, arguments: ["%\(escaped)%", commune, limit]
+                    """, arguments: [pattern, commune, limit]
             ).compactMap(Columns.record)
         }
     }

@@ -94,6 +94,7 @@ public final class SQLiteHubStore: Sendable {
         }
         registerOperatorMigrations(&m)
         Self.migrateOperator(&m)
+        registerSessionMigrations(&m)
         return m
     }
 
@@ -205,7 +206,8 @@ public final class SQLiteHubStore: Sendable {
         }
     }
 
-    static func json(_ v: some Encodable) throws -> [UInt8] {
+    /// The canonical JSON of a catalog entry (sorted keys), as every backend stores it.
+    public static func json(_ v: some Encodable) throws -> [UInt8] {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         return [UInt8](try e.encode(v))

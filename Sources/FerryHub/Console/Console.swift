@@ -168,7 +168,13 @@ enum Console {
     }
 
     static func startSession(_ service: HubService, _ who: OperatorIdentity, next: String) -> Response {
-        let id = service.access.openSession(who)
+        guard let id = try? service.access.openSession(who) else {
+            // Sessions live in the store: when it cannot take a write, say so rather than loop on the login.
+            return loginPage(
+                error:
+                    "the hub could not open a session (its store refuses writes): retry in a moment, or tell the hub's administrator",
+                user: who.name, status: .serviceUnavailable)
+        }
         return redirect(
             next,
             cookies: [

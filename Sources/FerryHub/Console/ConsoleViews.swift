@@ -244,7 +244,7 @@ enum ConsoleViews {
         if let rid = RecordID(q.trimmingCharacters(in: .whitespaces)) {
             ids = try service.store.record(rid) == nil ? [] : [rid]
         } else {
-            ids = try service.sqliteStore().searchRecords(text: q, commune: commune, limit: searchLimit + 1)
+            ids = try service.store.searchRecords(text: q, commune: commune, limit: searchLimit + 1)
         }
         let forms = try service.store.forms()
         let rows = try ids.prefix(searchLimit).compactMap { id -> RecordRow? in
@@ -293,7 +293,7 @@ enum ConsoleViews {
                     origin: f.write.split(separator: "@").last.map(String.init) ?? f.write,
                     leaves: f.leaves.joined(separator: " vs "), conflict: f.conflict)
             },
-            actions: try service.sqliteStore().operatorActions(record: j.id, limit: 100).map {
+            actions: try service.store.operatorActions(record: j.id, limit: 100).map {
                 ActionRow(time: utc($0.atMs), user: $0.user, action: $0.action, detail: $0.detail)
             },
             audit: try service.store.audit(record: id).map {
