@@ -94,6 +94,7 @@ public final class SQLiteHubStore: Sendable {
         }
         registerOperatorMigrations(&m)
         Self.migrateOperator(&m)
+        registerOperatorLogMigration(&m)
         return m
     }
 
