@@ -56,6 +56,10 @@ extension HubService {
         case ("POST", 3) where path[0] == "quarantine" && path[2] == "release":
             let req = try decode(QuarantineCloseRequest.self, body)
             return .json(200, try quarantineRelease(id: try Self.quarantineID(path[1]), note: req.note, by: by))
+        case ("GET", 1) where path == ["actions"]:
+            // The one operator log (also served, for users, by accountRequest).
+            let limit = try pageLimit(query)
+            return .json(200, try sqliteStore().operatorActions(record: query["record"], limit: limit))
         case ("POST", 2) where path == ["records", "import"]:
             return .json(200, try importCSV(body, query: query, by: by))
         default:
