@@ -80,7 +80,7 @@ extension HubService {
         } catch {
             reply = .error(400, code: "bad_request", "\(error)")
         }
-        if method != "GET", reply.status == 200 { noteOperatorWrite(who: who, path: path, body: body) }
+        if method != "GET", reply.status == 200 { noteOperatorWrite(who: who, path: path, query: query, body: body) }
         return reply
     }
 
@@ -126,12 +126,32 @@ extension HubService {
         }
     }
 
-    /// Records an operator's write: who, what, which record; never the body's values.
-    func noteOperatorWrite(who: OperatorIdentity, path: [String], body: [UInt8]) {
+    /// The action a lifecycle write notes in the operator log itself, in the
+    /// transaction of the write (so it carries the target and the note); nil for
+    /// the writes this function logs.
+    static func storeLoggedAction(path: [String], query: [String: String]) -> String? {
+        switch (path.first ?? "", path.count, path.last ?? "") {
+        case ("forms", 1, _): (try? flag(query, "draft")) == true ? "form.draft" : "form.publish"
+        case ("forms", 4, "publish"): "form.publish"
+        case ("forms", 4, "retire"): "form.retire"
+        case ("forms", 3, "migrate"): "form.migrate"
+        case ("campaigns", 1, _): "campaign.publish"
+        case ("quarantine", 3, "fix"): "quarantine.fixed"
+        case ("quarantine", 3, "release"): "quarantine.released"
+        case ("records", 2, "import"): "records.import"
+        default: nil
+        }
+    }
+
+    /// Records an operator's write in the one operator log (`operator_log`) and
+    /// the hub's log, with the same fields: who, what, which record; never the
+    /// body's values.
+    func noteOperatorWrite(who: OperatorIdentity, path: [String], query: [String: String] = [:], body: [UInt8]) {
         guard path.first != "login-links" else { return }
         var record: String?
         var detail = path.joined(separator: "/")
-        if path.first == "records", path.count == 2 { record = path[1] }
+        var target = ""
+        if path.first == "records", path.count == 2, path[1] != "import" { record = path[1] }
         if path.first == "conflicts", let r = try? decode(ResolveRequest.self, body) {
             record = r.record
             detail += " field=\(r.field)"
@@ -139,22 +159,36 @@ extension HubService {
         if path.first == "records", let r = try? decode(RecordWriteRequest.self, body) {
             detail += " fields=\(r.values.keys.sorted().joined(separator: ","))"
         }
+        if path.first == "quarantine", path.count == 3 {
+            target = "#\(path[1])"
+            record = (try? Self.quarantineID(path[1])).flatMap { try? store.quarantineEntry(id: $0)?.record }
+        }
+        if path.first == "agents" || path.first == "users", path.count == 3 { target = path[1] }
+        let inStore = Self.storeLoggedAction(path: path, query: query)
         // A verb, not an id: "records/edit", "agents/revoke", "users/disable".
         let action =
-            switch (path.first ?? "", path.count) {
-            case ("records", 1): "records/create"
-            case ("records", 2): "records/edit"
-            case (let head, 1): head
-            default: path[0] + "/" + path[path.count - 1]
-            }
-        try? store.logOperatorAction(
-            OperatorAction(atMs: store.nowMillis(), user: who.name, action: action, record: record, detail: detail))
+            inStore
+            ?? {
+                switch (path.first ?? "", path.count) {
+                case ("records", 1): "records/create"
+                case ("records", 2): "records/edit"
+                case (let head, 1): head
+                default: path[0] + "/" + path[path.count - 1]
+                }
+            }()
+        if inStore == nil {
+            try? store.logOperatorAction(
+                OperatorAction(
+                    atMs: store.nowMillis(), user: who.name, action: action, record: record, detail: detail,
+                    target: target))
+        }
         metrics.add("ferry_operator_writes_total", "user=\"\(Self.labelSafe(who.name))\"")
         logger.notice(
             "operator write",
             metadata: [
                 "ferry.user": "\(who.name)", "ferry.role": "\(who.role.rawValue)", "ferry.action": "\(action)",
-                "ferry.record": "\(record ?? "-")", "ferry.detail": "\(detail)",
+                "ferry.record": "\(record ?? "-")", "ferry.target": "\(target.isEmpty ? "-" : target)",
+                "ferry.detail": "\(detail)",
             ])
     }
 

@@ -51,10 +51,12 @@ extension HubService {
         case ("POST", 3) where path[0] == "quarantine" && path[2] == "release":
             let req = try decode(QuarantineCloseRequest.self, body)
             return .json(200, try quarantineRelease(id: try Self.quarantineID(path[1]), note: req.note, by: by))
+        case ("GET", 1) where path == ["actions"]:
+            // The one operator log (also served, for users, by accountRequest).
+            let limit = try pageLimit(query)
+            return .json(200, try store.operatorActions(record: query["record"], limit: limit))
         case ("POST", 2) where path == ["records", "import"]:
             return .json(200, try importCSV(body, query: query, by: by))
-        case ("GET", 1) where path == ["actions"]:
-            return .json(200, try store.operatorActions(limit: try pageLimit(query)))
         default:
             return nil
         }
@@ -188,7 +190,14 @@ extension HubService {
         guard e.status == QuarantineStatus.open else {
             throw HubError(.wrongState, "quarantine entry #\(id) is already \(e.status) by \(e.closedBy ?? "?")")
         }
-        try store.closeQuarantine(id: id, status: QuarantineStatus.released, by: by, note: note ?? "")
+        // A release writes nothing, so the note is all the audit trail will say about it.
+        guard let why = note?.trimmingCharacters(in: .whitespacesAndNewlines), !why.isEmpty else {
+            throw HubError(
+                .badRequest,
+                "say why you release entry #\(id) (for example: the commune enters it again): ferry quarantine release \(id) --note WHY"
+            )
+        }
+        try store.closeQuarantine(id: id, status: QuarantineStatus.released, by: by, note: why)
         logger.notice(
             "quarantine released",
             metadata: ["ferry.quarantine": "\(id)", "ferry.operator": "\(by)", "ferry.agent": "\(e.origin)"])

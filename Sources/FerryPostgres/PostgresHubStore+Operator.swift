@@ -32,13 +32,9 @@ enum PostgresOperatorSchema {
         "CREATE INDEX operator_sessions_expiry ON operator_sessions(expires_ms)",
         """
         CREATE TABLE operator_log(id bigserial PRIMARY KEY, at_ms bigint NOT NULL, name text NOT NULL,
-          action text NOT NULL, record text, detail text NOT NULL)
+          action text NOT NULL, record text, detail text NOT NULL, target text NOT NULL DEFAULT '')
         """,
         "CREATE INDEX operator_log_record ON operator_log(record, id)",
-        """
-        CREATE TABLE operator_actions(id bigserial PRIMARY KEY, at_ms bigint NOT NULL, by_user text NOT NULL,
-          action text NOT NULL, target text NOT NULL, detail text NOT NULL DEFAULT '')
-        """,
         """
         CREATE TABLE form_drafts(key text PRIMARY KEY, json bytea NOT NULL, created_ms bigint NOT NULL,
           created_by text NOT NULL)
@@ -245,29 +241,23 @@ extension PostgresHubStore {
 
     // MARK: the operator trail
 
-    static func noteAction(_ c: PGConnection, by: String, action: String, target: String, detail: String, at: UInt64)
-        throws
-    {
+    /// One row of the operator log, in the caller's transaction (SQLite: `SQLiteHubStore.noteAction`).
+    static func noteAction(
+        _ c: PGConnection, by: String, action: String, target: String, detail: String, at: UInt64,
+        record: String? = nil
+    ) throws {
         try c.exec(
-            "INSERT INTO operator_actions(at_ms, by_user, action, target, detail) VALUES (\(Int64(clamping: at)), \(by), \(action), \(target), \(detail))"
+            "INSERT INTO operator_log(at_ms, name, action, record, detail, target) VALUES (\(Int64(clamping: at)), \(by), \(action), \(record), \(detail), \(target))"
         )
     }
 
-    public func operatorActions(limit: Int = 100) throws -> [OperatorActionV1] {
-        try transact(readOnly: true) { c in
-            try c.rows(
-                "SELECT at_ms, by_user, action, target, detail FROM operator_actions ORDER BY id DESC LIMIT \(Int64(clamping: max(0, limit)))"
-            ).map {
-                OperatorActionV1(
-                    atMs: try $0.u64(0), by: try $0.string(1), action: try $0.string(2), target: try $0.string(3),
-                    detail: try $0.string(4))
-            }
-        }
-    }
-
-    public func noteAction(by: String, action: String, target: String, detail: String = "") throws {
+    public func noteAction(by: String, action: String, target: String, detail: String = "", record: String? = nil)
+        throws
+    {
         let now = nowMillis()
-        try transact { c in try Self.noteAction(c, by: by, action: action, target: target, detail: detail, at: now) }
+        try transact { c in
+            try Self.noteAction(c, by: by, action: action, target: target, detail: detail, at: now, record: record)
+        }
     }
 
     // MARK: forms
@@ -425,7 +415,10 @@ extension PostgresHubStore {
             guard n == 1 else {
                 throw HubError(.wrongState, "quarantine entry #\(id) is not open (another operator closed it?)")
             }
-            try Self.noteAction(c, by: by, action: "quarantine.\(status)", target: "#\(id)", detail: note, at: now)
+            let record = try c.one("SELECT \(unescaped: Self.quarantineColumns) FROM quarantine WHERE id = \(id)")
+                .map(Self.quarantineEntry)?.record
+            try Self.noteAction(
+                c, by: by, action: "quarantine.\(status)", target: "#\(id)", detail: note, at: now, record: record)
         }
     }
 
@@ -548,7 +541,7 @@ extension PostgresHubStore {
     public func logOperatorAction(_ a: OperatorAction) throws {
         try transact { c in
             try c.exec(
-                "INSERT INTO operator_log(at_ms, name, action, record, detail) VALUES (\(Int64(clamping: a.atMs)), \(a.user), \(a.action), \(a.record), \(a.detail))"
+                "INSERT INTO operator_log(at_ms, name, action, record, detail, target) VALUES (\(Int64(clamping: a.atMs)), \(a.user), \(a.action), \(a.record), \(a.detail), \(a.target))"
             )
         }
     }
@@ -559,14 +552,16 @@ extension PostgresHubStore {
             let rows =
                 try record.map {
                     try c.rows(
-                        "SELECT at_ms, name, action, record, detail FROM operator_log WHERE record = \($0) ORDER BY id DESC LIMIT \(lim)"
+                        "SELECT at_ms, name, action, record, detail, target FROM operator_log WHERE record = \($0) ORDER BY id DESC LIMIT \(lim)"
                     )
                 }
-                ?? c.rows("SELECT at_ms, name, action, record, detail FROM operator_log ORDER BY id DESC LIMIT \(lim)")
+                ?? c.rows(
+                    "SELECT at_ms, name, action, record, detail, target FROM operator_log ORDER BY id DESC LIMIT \(lim)"
+                )
             return try rows.map {
                 OperatorAction(
                     atMs: try $0.u64(0), user: try $0.string(1), action: try $0.string(2), record: try $0.optString(3),
-                    detail: try $0.string(4))
+                    detail: try $0.string(4), target: try $0.string(5))
             }
         }
     }

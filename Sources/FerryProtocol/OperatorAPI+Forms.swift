@@ -64,24 +64,6 @@ public struct FormStateV1: Codable, Sendable {
     }
 }
 
-/// One operator write in the audit trail: who, what, on what, when.
-public struct OperatorActionV1: Codable, Sendable, Equatable {
-    public var atMs: UInt64
-    /// The operator's name (`admin` for the shared operator token).
-    public var by: String
-    /// `form.publish`, `form.draft`, `form.retire`, `form.migrate`, `campaign.publish`, `quarantine.fix`, ...
-    public var action: String
-    public var target: String
-    public var detail: String
-    public init(atMs: UInt64, by: String, action: String, target: String, detail: String) {
-        self.atMs = atMs
-        self.by = by
-        self.action = action
-        self.target = target
-        self.detail = detail
-    }
-}
-
 /// `POST quarantine/{id}/fix {value, note?}` and `POST quarantine/{id}/release {note?}`.
 public struct QuarantineCloseRequest: Codable, Sendable {
     /// The corrected value as text, parsed with the record's form (fix only).

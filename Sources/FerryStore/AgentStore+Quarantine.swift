@@ -56,28 +56,39 @@ extension AgentStore {
         }
     }
 
-    /// Values of this agent the hub quarantined, newest first.
+    /// Values of this agent the hub quarantined and nobody has corrected yet, newest first.
     public func quarantined(limit: Int = 100) throws -> [LocalQuarantine] {
         try pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM quarantined ORDER BY created_ms DESC LIMIT ?", arguments: [limit]
-            ).map { r in
-                LocalQuarantine(
-                    record: Columns.record(r["record"])?.description ?? "?", field: r["field"], value: r["value"],
-                    reason: r["reason"], timeMs: UInt64(clamping: r["created_ms"] as Int64))
-            }
+            // Refusals are few; the cap bounds a replica that collected many.
+            try Row.fetchAll(db, sql: "SELECT * FROM quarantined ORDER BY created_ms DESC LIMIT 10000")
+                .filter { try Self.stillOpen($0, db) }.prefix(max(0, limit)).map { r in
+                    LocalQuarantine(
+                        record: Columns.record(r["record"])?.description ?? "?", field: r["field"],
+                        value: r["value"], reason: r["reason"], timeMs: UInt64(clamping: r["created_ms"] as Int64))
+                }
         }
+    }
+
+    /// A refusal is settled once the field holds a later write than the refused
+    /// one: the hub operator's fix (`ferry quarantine fix`, the console) or the
+    /// clerk's new entry. Until then the PC keeps showing it with its reason.
+    static func stillOpen(_ r: Row, _ db: Database) throws -> Bool {
+        guard let refused = QuarantineAuth.writeID(r["write"]), let rid = Columns.record(r["record"]) else {
+            return true
+        }
+        guard let current = try load(rid, db)?.fields[r["field"] as String] else { return true }
+        return current.id <= refused
     }
 }
 
 extension AgentStore {
-    /// The refusals the hub reported for one record, newest first per field.
+    /// The refusals the hub reported for one record and nobody corrected yet, newest first per field.
     public func quarantined(record: RecordID) throws -> [LocalQuarantine] {
         try pool.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT * FROM quarantined WHERE record = ? ORDER BY created_ms DESC",
                 arguments: [Columns.blob(record)]
-            ).map { r in
+            ).filter { try Self.stillOpen($0, db) }.map { r in
                 LocalQuarantine(
                     record: record.description, field: r["field"], value: r["value"], reason: r["reason"],
                     timeMs: UInt64(clamping: r["created_ms"] as Int64))

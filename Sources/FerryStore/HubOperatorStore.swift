@@ -36,10 +36,9 @@ public protocol HubOperatorStore: OperatorAccountStore {
 
     // MARK: the operator trail
 
-    /// Operator actions, newest first (for `ferry audit --operator`).
-    func operatorActions(limit: Int) throws -> [OperatorActionV1]
-    /// Notes an operator action in a transaction of its own.
-    func noteAction(by: String, action: String, target: String, detail: String) throws
+    /// Notes an operator action in the one operator log (``OperatorAccountStore/logOperatorAction(_:)``
+    /// writes the same table), in a transaction of its own.
+    func noteAction(by: String, action: String, target: String, detail: String, record: String?) throws
 
     // MARK: form lifecycle
 

@@ -40,18 +40,38 @@ public struct OperatorAccount: Sendable, Codable, Equatable {
 }
 
 /// One operator action in the hub's operator log (who did what to which record).
+/// The hub's one operator log (`operator_log`): `ferry audit`, the console's
+/// record page and `GET /v1/ops/actions` read it; the hub's log prints the same fields.
 public struct OperatorAction: Sendable, Codable, Equatable {
     public var atMs: UInt64
+    /// The operator's name (`admin` for the shared operator token).
     public var user: String
+    /// `records/edit`, `conflicts/resolve`, `form.publish`, `quarantine.fixed`, ...
     public var action: String
+    /// The record the action wrote, when it wrote one.
     public var record: String?
+    /// Never values, passwords or tokens: field names, counts, the operator's note.
     public var detail: String
-    public init(atMs: UInt64, user: String, action: String, record: String?, detail: String) {
+    /// What the action was about when it is not (only) a record: `form@2`, `#12`, a campaign id.
+    public var target: String
+    public init(atMs: UInt64, user: String, action: String, record: String?, detail: String, target: String = "") {
         self.atMs = atMs
         self.user = user
         self.action = action
         self.record = record
         self.detail = detail
+        self.target = target
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        atMs = try c.decode(UInt64.self, forKey: .atMs)
+        user = try c.decode(String.self, forKey: .user)
+        action = try c.decode(String.self, forKey: .action)
+        record = try c.decodeIfPresent(String.self, forKey: .record)
+        detail = try c.decode(String.self, forKey: .detail)
+        // A hub from before the unified log sends no target.
+        target = try c.decodeIfPresent(String.self, forKey: .target) ?? ""
     }
 }
 
@@ -146,6 +166,40 @@ extension SQLiteHubStore: OperatorAccountStore {
         }
     }
 
+    /// Migration "v5-operator-log": the form-lifecycle actions (`operator_actions`,
+    /// written by `noteAction`) and the request log (`operator_log`) recorded the
+    /// same writes in two shapes. One table stays: every old row is carried over,
+    /// counted, and the migration fails (the store does not open) rather than drop one.
+    static func registerOperatorLogMigration(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v5-operator-log") { db in
+            try db.execute(sql: "ALTER TABLE operator_log ADD COLUMN target TEXT NOT NULL DEFAULT ''")
+            let before = try Int.fetchOne(db, sql: "SELECT count(*) FROM operator_log") ?? 0
+            let old = try Row.fetchAll(db, sql: "SELECT * FROM operator_actions ORDER BY at_ms, id")
+            for r in old {
+                let action: String = r["action"]
+                let target: String = r["target"]
+                // Old lifecycle rows named no record; a quarantine entry knows its record, so keep it.
+                var record: String?
+                if action.hasPrefix("quarantine."), let id = Int64(String(target.drop { $0 == "#" })) {
+                    record = try Row.fetchOne(db, sql: "SELECT * FROM quarantine WHERE id = ?", arguments: [id])
+                        .map { Self.quarantineEntry($0).record }
+                }
+                try logOperatorAction(
+                    db,
+                    OperatorAction(
+                        atMs: UInt64(clamping: r["at_ms"] as Int64), user: r["by"], action: action, record: record,
+                        detail: r["detail"], target: target))
+            }
+            let after = try Int.fetchOne(db, sql: "SELECT count(*) FROM operator_log") ?? 0
+            guard after == before + old.count else {
+                throw StoreError(
+                    "the operator-log migration carried \(after - before) of \(old.count) old rows; the store is left as it was: send this message to the developers"
+                )
+            }
+            try db.execute(sql: "DROP TABLE operator_actions")
+        }
+    }
+
     static func account(_ r: Row) -> OperatorAccount {
         OperatorAccount(
             name: r["name"], role: OperatorRole(rawValue: r["role"]) ?? .viewer, disabled: (r["disabled"] as Int) != 0,
@@ -206,11 +260,14 @@ extension SQLiteHubStore: OperatorAccountStore {
     }
 
     public func logOperatorAction(_ a: OperatorAction) throws {
-        try write { db in
-            try db.execute(
-                sql: "INSERT INTO operator_log(at_ms, name, action, record, detail) VALUES (?, ?, ?, ?, ?)",
-                arguments: [Int64(clamping: a.atMs), a.user, a.action, a.record, a.detail])
-        }
+        try write { db in try Self.logOperatorAction(db, a) }
+    }
+
+    /// Writes one operator-log row in the caller's transaction.
+    static func logOperatorAction(_ db: Database, _ a: OperatorAction) throws {
+        try db.execute(
+            sql: "INSERT INTO operator_log(at_ms, name, action, record, detail, target) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [Int64(clamping: a.atMs), a.user, a.action, a.record, a.detail, a.target])
     }
 
     public func operatorActions(record: String?, limit: Int) throws -> [OperatorAction] {
@@ -225,7 +282,7 @@ extension SQLiteHubStore: OperatorAccountStore {
             return rows.map {
                 OperatorAction(
                     atMs: UInt64(clamping: $0["at_ms"] as Int64), user: $0["name"], action: $0["action"],
-                    record: $0["record"], detail: $0["detail"])
+                    record: $0["record"], detail: $0["detail"], target: $0["target"])
             }
         }
     }

@@ -25,32 +25,22 @@ extension SQLiteHubStore {
         }
     }
 
-    /// Notes an operator's write in the audit trail, in the caller's transaction.
-    static func noteAction(_ db: Database, by: String, action: String, target: String, detail: String, at: UInt64)
-        throws
-    {
-        try db.execute(
-            sql: "INSERT INTO operator_actions(at_ms, by, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-            arguments: [Int64(clamping: at), by, action, target, detail])
-    }
-
-    /// Operator actions, newest first (for `ferry audit --operator`).
-    public func operatorActions(limit: Int = 100) throws -> [OperatorActionV1] {
-        try pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM operator_actions ORDER BY id DESC LIMIT ?", arguments: [limit]
-            ).map {
-                OperatorActionV1(
-                    atMs: UInt64(clamping: $0["at_ms"] as Int64), by: $0["by"], action: $0["action"],
-                    target: $0["target"], detail: $0["detail"])
-            }
-        }
+    /// Notes an operator's write in the operator log (`operator_log`), in the caller's transaction.
+    static func noteAction(
+        _ db: Database, by: String, action: String, target: String, detail: String, at: UInt64, record: String? = nil
+    ) throws {
+        try logOperatorAction(
+            db, OperatorAction(atMs: at, user: by, action: action, record: record, detail: detail, target: target))
     }
 
     /// Notes an operator action in a transaction of its own.
-    public func noteAction(by: String, action: String, target: String, detail: String = "") throws {
+    public func noteAction(by: String, action: String, target: String, detail: String = "", record: String? = nil)
+        throws
+    {
         let now = nowMillis()
-        try write { db in try Self.noteAction(db, by: by, action: action, target: target, detail: detail, at: now) }
+        try write { db in
+            try Self.noteAction(db, by: by, action: action, target: target, detail: detail, at: now, record: record)
+        }
     }
 
     // MARK: forms
@@ -217,7 +207,10 @@ extension SQLiteHubStore {
             guard db.changesCount == 1 else {
                 throw HubError(.wrongState, "quarantine entry #\(id) is not open (another operator closed it?)")
             }
-            try Self.noteAction(db, by: by, action: "quarantine.\(status)", target: "#\(id)", detail: note, at: now)
+            let record = try Row.fetchOne(db, sql: "SELECT * FROM quarantine WHERE id = ?", arguments: [id])
+                .map { Self.quarantineEntry($0).record }
+            try Self.noteAction(
+                db, by: by, action: "quarantine.\(status)", target: "#\(id)", detail: note, at: now, record: record)
         }
     }
 }

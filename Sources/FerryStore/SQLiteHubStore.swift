@@ -95,6 +95,7 @@ public final class SQLiteHubStore: Sendable {
         registerOperatorMigrations(&m)
         Self.migrateOperator(&m)
         registerSessionMigrations(&m)
+        registerOperatorLogMigration(&m)
         return m
     }
 

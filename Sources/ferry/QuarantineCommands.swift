@@ -53,7 +53,7 @@ struct QuarantineRelease: AsyncParsableCommand {
         commandName: "release",
         abstract: "Close an entry without a write: the refusal stands; the refused value stays recorded.")
     @Argument(help: "The entry number.") var id: String
-    @Option(help: "Why (kept in the audit trail).") var note: String?
+    @Option(help: "Why (required; kept in the audit trail).") var note: String?
     @OptionGroup var hub: HubOptions
     func run() async throws {
         let n = id.hasPrefix("#") ? String(id.dropFirst()) : id

@@ -209,7 +209,9 @@ struct AuditCommand: AsyncParsableCommand {
         }  // Operator writes carry no agent signature; the operator log names who made them.
         let actions = try await hub.client().call("GET", "actions?record=\(record)", as: [OperatorAction].self)
         for o in actions.reversed() {
-            print("operator \(o.user): \(o.detail), \(ago(o.atMs))")
+            // Lifecycle actions (`quarantine.fixed`) keep the note as detail: name the action and its target too.
+            let what = o.action.contains(".") ? "\(o.action) \(o.target): \(o.detail)" : o.detail
+            print("operator \(o.user): \(what), \(ago(o.atMs))")
         }
     }
 }

@@ -111,9 +111,10 @@ struct ConsoleEndToEndTests {
             let link = try newLink()
             let shotLink = try newLink()
             let next = page.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? page
-            let png =
-                shots + "/"
-                + (page.split(separator: "?").first.map { $0.replacingOccurrences(of: "/", with: "") } ?? "x") + ".png"
+            // "/quarantine?fixed=3" -> "quarantine-fixed-3.png": one file per page state.
+            let stem = page.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) ? String($0) : "-" }.joined()
+                .trimmingCharacters(in: CharacterSet(charactersIn: "-"))
+            let png = shots + "/" + String(stem.prefix(60)) + ".png"
             try await chromium.screenshot(
                 hub.url + (try #require(shotLink["path"])) + "&next=" + next, to: png, sandbox: sb)
             let size = try PNG.size(png)
@@ -183,6 +184,10 @@ struct ConsoleEndToEndTests {
         let record = try await open("/records/\(target)", token: vicToken)
         #expect(record.contains("conflicts/resolve field=status") && record.contains(">alice<"))
 
+        try await quarantineIsClosedFromThePage(
+            sb, port: port, hubDir: hubDir, agent: a, store: store, conflicted: target, aliceSession: session,
+            aliceToken: alice, viewerToken: vicToken, open: open)
+
         // Disabling a user ends its token and its console session at once.
         try await sb.ok(["hub", "users", "disable", "alice", "--hub-dir", hubDir])
         let after = try Raw.request(port, "GET", "/fleet", headers: ["Cookie": "ferry_session=\(session)"])
@@ -202,6 +207,143 @@ struct ConsoleEndToEndTests {
             try? FileManager.default.removeItem(atPath: keep)
             try FileManager.default.copyItem(atPath: shots, toPath: keep)
         }
+    }
+
+    /// Issue 11 item 7 in the console: the form changes at the hub while agent
+    /// a is offline, so two of its edits are quarantined; on the page a viewer
+    /// sees no actions, an operator's wrong value is refused with the reason and
+    /// kept in the input, then one entry is fixed and the other released. The
+    /// store holds the fix, the audit names the operator, and agent a, after a
+    /// sync, holds the fixed value.
+    func quarantineIsClosedFromThePage(
+        _ sb: Sandbox, port: Int, hubDir: String, agent a: String, store: SQLiteHubStore, conflicted: RecordID,
+        aliceSession: String, aliceToken: String, viewerToken: String,
+        open: (String, String) async throws -> String
+    ) async throws {
+        let h = ["--hub-dir", hubDir]
+        let v2 = try OperatorLifecycleEndToEndTests.write(sb, "v2.json", try OperatorLifecycleEndToEndTests.v2())
+        try await sb.ok(["forms", "publish", v2] + h)
+        try await sb.ok(["forms", "migrate", "land-record", "--from", "1", "--to", "2"] + h)
+        try await sb.ok(["forms", "retire", "land-record", "1"] + h)
+        let others = try store.recordIDs(commune: Self.communeA, limit: 10).filter { $0 != conflicted }
+        try #require(others.count >= 2)
+        let (toFix, toRelease) = (others[0], others[1])
+        for r in [toFix, toRelease] {
+            try await sb.ok(["records", "edit", r.description, "status=needs_fix", "--dir", a])
+        }
+        try await sb.ok(["agent", "sync", "--dir", a])
+        let entries = try store.quarantine(limit: 50)
+        let fixEntry = try #require(entries.first { $0.record == toFix.description && $0.field == "status" })
+        let releaseEntry = try #require(entries.first { $0.record == toRelease.description && $0.field == "status" })
+        let opened = entries.count
+
+        // Chromium renders the page: every entry with its reason and the field's rules; a viewer gets no forms.
+        let page = try await open("/quarantine", aliceToken)
+        #expect(DOM.attribute("data-quarantine", page) == ["\(opened)"])
+        #expect(fixEntry.reason.contains("must be one of draft, submitted, verified"), "\(fixEntry.reason)")
+        #expect(page.contains(#"data-id="\#(fixEntry.id)""#) && page.contains(fixEntry.reason))
+        #expect(page.contains("one of: draft, submitted, verified"), "the form's rules shown next to the input")
+        #expect(page.contains(#"action="/quarantine/fix""#) && page.contains(#"action="/quarantine/release""#))
+        let asViewer = try await open("/quarantine?viewer=1", viewerToken)
+        #expect(!asViewer.contains("/quarantine/fix") && asViewer.contains("may only read"))
+
+        // The forms as a browser posts them: the session cookie and the page's CSRF token.
+        let cookie = ["Cookie": "ferry_session=\(aliceSession)"]
+        let html = try Raw.request(port, "GET", "/quarantine", headers: cookie).body
+        let csrf = try #require(
+            DOM.attribute("value", html.components(separatedBy: "name=\"csrf\" ").dropFirst().first ?? "").first)
+        func post(_ action: String, _ fields: [String: String], headers: [String: String]? = nil) throws -> Raw.Answer {
+            try Raw.request(port, "POST", "/quarantine/\(action)", headers: headers ?? cookie, form: fields)
+        }
+        let forged = try post("fix", ["csrf": "forged", "id": "\(fixEntry.id)", "value": "verified"])
+        #expect(forged.status == 403)
+        #expect(try store.quarantineEntry(id: fixEntry.id)?.status == "open", "a forged CSRF token changes nothing")
+        let viewerSession = try session(port, token: viewerToken)
+        let viewerPage = try Raw.request(
+            port, "GET", "/quarantine", headers: ["Cookie": "ferry_session=\(viewerSession)"])
+        let viewerCSRF = try #require(
+            DOM.attribute("value", viewerPage.body.components(separatedBy: "name=\"csrf\" ").dropFirst().first ?? "")
+                .first)
+        let byViewer = try post(
+            "fix", ["csrf": viewerCSRF, "id": "\(fixEntry.id)", "value": "verified"],
+            headers: ["Cookie": "ferry_session=\(viewerSession)"])
+        #expect(byViewer.status == 403 && byViewer.body.contains("needs the operator role"), "\(byViewer.status)")
+
+        // A value the form refuses: the reason, the typed text kept, the entry still open.
+        let wrong = try post(
+            "fix", ["csrf": csrf, "id": "\(fixEntry.id)", "value": "needs_fix", "note": "đã gọi xã"])
+        #expect(wrong.status == 422, "\(wrong.status)")
+        #expect(wrong.body.contains("Not fixed:") && wrong.body.contains("one of"), "\(wrong.body.suffix(2000))")
+        #expect(wrong.body.contains(#"name="value" value="needs_fix""#) && wrong.body.contains("value=\"đã gọi xã\""))
+        #expect(try store.quarantineEntry(id: fixEntry.id)?.status == "open")
+        let noNote = try post("release", ["csrf": csrf, "id": "\(releaseEntry.id)", "note": " "])
+        #expect(noNote.status == 422 && noNote.body.contains("Say why you release it"))
+        #expect(try store.quarantineEntry(id: releaseEntry.id)?.status == "open")
+
+        // Fixed and released from the page.
+        let fixed = try post(
+            "fix", ["csrf": csrf, "id": "\(fixEntry.id)", "value": "verified", "note": "checked by phone"])
+        #expect(fixed.status == 303 && fixed.header("location") == "/quarantine?fixed=\(fixEntry.id)")
+        let released = try post(
+            "release", ["csrf": csrf, "id": "\(releaseEntry.id)", "note": "the commune enters it again"])
+        #expect(released.status == 303 && released.header("location") == "/quarantine?released=\(releaseEntry.id)")
+        let again = try post("release", ["csrf": csrf, "id": "\(releaseEntry.id)", "note": "twice"])
+        #expect(again.status == 409 && again.body.contains("already released"), "\(again.status)")
+
+        // The store: the value is live, the entries closed by alice, one audit row each.
+        #expect(try store.record(toFix)?.winners["status"] == .string("verified"))
+        let f = try #require(try store.quarantineEntry(id: fixEntry.id))
+        #expect(f.status == "fixed" && f.closedBy == "alice" && f.note == "checked by phone")
+        let r = try #require(try store.quarantineEntry(id: releaseEntry.id))
+        #expect(r.status == "released" && r.closedBy == "alice" && r.note == "the commune enters it again")
+        #expect(r.value == .string("needs_fix"), "a released value stays recorded")
+        #expect(try store.totals()["quarantined"] == opened - 2)
+        let audit = try store.operatorActions(record: toFix.description, limit: 10)
+        #expect(audit.filter { $0.action.hasPrefix("quarantine") }.map(\.user) == ["alice"], "\(audit)")
+        #expect(sb.log("hub").contains("ferry.action=quarantine.fixed") && sb.log("hub").contains("ferry.user=alice"))
+        let cli = try await sb.ok(["audit", toFix.description] + h)
+        #expect(cli.contains("operator alice: quarantine.fixed #\(fixEntry.id): checked by phone"), "\(cli)")
+        let after = try await open("/quarantine?fixed=\(fixEntry.id)", viewerToken)
+        #expect(after.contains("Entry #\(fixEntry.id) is fixed") && !after.contains(#"data-id="\#(fixEntry.id)""#))
+
+        // The commune's PC, after a sync, holds the operator's value; the fixed
+        // refusal is settled there, the released one still shows with its reason.
+        try await sb.ok(["agent", "sync", "--dir", a])
+        let (replica, _) = try agentStore(a)
+        #expect(try replica.record(toFix)?.values["status"] == .string("verified"))
+        let stillRefused = try replica.quarantined(limit: 50)
+        #expect(!stillRefused.contains { $0.record == toFix.description }, "a fixed value is no longer 'refused'")
+        #expect(stillRefused.contains { $0.record == toRelease.description && $0.reason == releaseEntry.reason })
+        let shown = try await sb.ok(["records", "show", toFix.description, "--dir", a])
+        #expect(shown.contains("verified") && !shown.contains("REFUSED BY THE HUB"), "\(shown)")
+
+        // The entry page puts the reason next to the field it concerns.
+        let agent = try sb.start(["agent", "run", "--dir", a, "--interval", "30", "--page-port", "0"], name: "agent")
+        var base = ""
+        let up = try await waitUntil(timeout: 30) {
+            base =
+                (try? String(contentsOfFile: a + "/page.url", encoding: .utf8))?.trimmingCharacters(
+                    in: .whitespacesAndNewlines) ?? ""
+            return !base.isEmpty || !agent.isRunning
+        }
+        let pagePort = try #require(URL(string: base)?.port, "page.url: \(base) \(sb.log("agent"))")
+        #expect(up)
+        let releasedPage = try Raw.request(pagePort, "GET", "/records/\(toRelease)").body
+        #expect(
+            releasedPage.contains(#"id="refused.status""#)
+                && releasedPage.contains("must be one of draft, submitted, verified"),
+            "\(releasedPage)")
+        let fixedPage = try Raw.request(pagePort, "GET", "/records/\(toFix)").body
+        #expect(fixedPage.contains("Lưu / Save") && !fixedPage.contains(#"id="refused.status""#))
+        sb.kill9(agent)
+    }
+
+    /// A console session for the holder of `token`, through a one-time login link.
+    func session(_ port: Int, token: String) throws -> String {
+        let link = try Raw.request(
+            port, "POST", "/v1/ops/login-links", headers: ["Authorization": "Bearer \(token)"], body: "")
+        let path = try #require(Raw.field("path", link.body))
+        return try #require(try Raw.request(port, "GET", path).cookie("ferry_session"))
     }
 
     /// `ferry hub serve` with extra options; waits for hub.url.

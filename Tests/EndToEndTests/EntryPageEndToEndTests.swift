@@ -139,6 +139,45 @@ import Testing
         #expect(down.summary.contains("NOT RUNNING") && !claimsInSync, "\(down.summary)")
     }
 
+    /// Issue 12 item 2: staff reach every record of the commune, a page at a
+    /// time, and the page says how many there are and how many more.
+    @Test func theRecordListPagesAndSaysHowManyMoreExist() async throws {
+        let sb = try Sandbox("entry-pages")
+        defer { sb.close() }
+        let hub = try await sb.serveHub(dir: try await sb.initHub())
+        let a = try await sb.enrollAgent("a", hub: hub, commune: Self.commune)
+        let pageSize = 200  // EntryPage.pageSize
+        let csv = try sampleCSV(sb, name: "many.csv", seed: 7, count: pageSize + 5)
+        try await sb.ok(["records", "import", csv.path, "--dir", a])
+        let agent = try sb.start(["agent", "run", "--dir", a, "--interval", "30", "--page-port", "0"], name: "agent")
+        defer { sb.kill9(agent) }
+        var base = ""
+        _ = try await waitUntil(timeout: 30) {
+            base =
+                (try? String(contentsOfFile: a + "/page.url", encoding: .utf8))?.trimmingCharacters(
+                    in: .whitespacesAndNewlines) ?? ""
+            return !base.isEmpty || !agent.isRunning
+        }
+        let port = try #require(URL(string: base)?.port, "page.url: \(base) \(sb.log("agent"))")
+        let total = try agentStore(a).0.counts().records
+        #expect(total == pageSize + 5)
+        let first = try Raw.request(port, "GET", "/").body
+        #expect(first.contains(#"<span id="count">\#(total)</span>"#))
+        #expect(first.components(separatedBy: "<tr><td><a href=\"/records/").count - 1 == pageSize)
+        #expect(first.contains("1–\(pageSize) của / of \(total)") && first.contains("Older (5 nữa / more)"))
+        let link = try #require(first.components(separatedBy: #"id="older" href=""#).dropFirst().first)
+        let cursor = try #require(link.components(separatedBy: "before").dropFirst().first?.prefix { $0 != "\"" })
+        // The id after `before=` (the `=` may come HTML-escaped).
+        let id = String(cursor.suffix(36))
+        #expect(RecordID(id) != nil, "\(link.prefix(120))")
+        let second = try Raw.request(port, "GET", "/?before=\(id)").body
+        #expect(second.components(separatedBy: "<tr><td><a href=\"/records/").count - 1 == 5)
+        #expect(second.contains("\(pageSize + 1)–\(total) của / of \(total)") && !second.contains("id=\"older\""))
+        // Every record appears on exactly one page.
+        let ids = try agentStore(a).0.records(limit: 1000, includeDeleted: true).map(\.id.description)
+        #expect(ids.allSatisfy { first.contains("/records/\($0)\"") != second.contains("/records/\($0)\"") })
+    }
+
     static let formHeaders = ["Content-Type": "application/x-www-form-urlencoded"]
 
     static func csrf(_ html: String) -> String? {

@@ -248,7 +248,7 @@ struct OperatorStoreTests {
             for: try #require(try t.hub.agent(id: t.info.id)), since: head + 1, maxBytes: 1 << 22)
         #expect(page.body.writes.isEmpty, "the agent's own writes are not sent back to it")
         #expect(
-            try t.hub.operatorActions(limit: 10).map(\.action).prefix(4) == [
+            try t.hub.operatorActions(record: nil, limit: 10).map(\.action).prefix(4) == [
                 "form.migrate", "form.retire", "form.publish", "form.draft",
             ])
     }
@@ -344,6 +344,6 @@ struct OperatorStoreTests {
         #expect(none.items.isEmpty && none.remaining == 0)
         let all = try Self.call(s, "GET", "quarantine", query: ["status": "all"], as: PageV1<QuarantineEntry>.self)
         #expect(all.items.map(\.status) == [QuarantineStatus.fixed, QuarantineStatus.released])
-        #expect(try t.hub.operatorActions(limit: 5).map(\.action) == ["quarantine.released", "quarantine.fixed"])
+        #expect(try t.hub.operatorActions(record: nil, limit: 5).map(\.action) == ["quarantine.released", "quarantine.fixed"])
     }
 }

@@ -58,12 +58,21 @@ final class EntryPage: Sendable {
 
     // MARK: pages
 
-    /// `GET /`: sync state, forms to fill, this commune's records.
-    func homePage() -> Reply {
+    /// Records listed per page on the home page.
+    static let pageSize = 200
+
+    /// `GET /[?before=ID]`: sync state, forms to fill, this commune's records (a page, newest first).
+    func homePage(before: String? = nil) -> Reply {
         do {
             let forms = try latestForms()
             let all = try store.forms()
-            let records = try store.records(limit: 200, includeDeleted: true)
+            // A page at a time, with the count of the rest: a list never stops silently.
+            let cursor = before.flatMap(RecordID.init)
+            let records = try store.records(before: cursor, limit: Self.pageSize)
+            let total = try store.recordCount(before: nil)
+            let older = try records.last.map { try store.recordCount(before: $0.id) } ?? 0
+            // Records newer than the cursor, the cursor's own included: the ones on earlier pages.
+            let skipped = try cursor.map { total - (try store.recordCount(before: $0)) } ?? 0
             // Columns: the first three fields of the newest form, by label.
             let shown = Array((forms.first?.fields ?? []).prefix(4))
             let rows: [[String: Any]] = records.map { r in
@@ -74,13 +83,19 @@ final class EntryPage: Sendable {
                     "cells": shown.map { EntryForm.text(r.values[$0.name]) }, "deleted": r.isDeleted,
                 ]
             }
-            let ctx: [String: Any] = [
+            var ctx: [String: Any] = [
                 "sync": sync(),
                 "forms": forms.map {
                     ["id": $0.id, "title": $0.title, "version": $0.version, "fieldCount": $0.fields.count]
                 },
-                "records": rows, "count": String(records.count), "columns": shown.map { $0.label ?? $0.name },
+                "records": rows, "count": String(total), "shown": String(records.count),
+                "from": String(skipped + 1), "to": String(skipped + records.count),
+                "columns": shown.map { $0.label ?? $0.name },
             ]
+            if older > 0, let last = records.last {
+                ctx["older"] = ["count": String(older), "href": "/?before=\(last.id)"]
+            }
+            if cursor != nil { ctx["paged"] = true }
             return Reply(status: 200, html: views.page("home", title: "Trang chính / Home", commune: communeTitle, ctx))
         } catch {
             return message(500, "Không đọc được dữ liệu / Cannot read the replica: \(error)")
@@ -113,6 +128,11 @@ final class EntryPage: Sendable {
         saved: Bool, general: String?
     ) -> Reply {
         let entry = EntryForm(form: f)
+        // Issue 11 item 7: the reason the hub refused a value stands next to that field.
+        var refused: [String: LocalQuarantine] = [:]
+        for q in (id.flatMap { try? store.quarantined(record: $0) } ?? []) where refused[q.field] == nil {
+            refused[q.field] = q
+        }
         let fields: [[String: Any]] = f.fields.map { spec in
             let value = input[spec.name] ?? ""
             var c: [String: Any] = [
@@ -120,6 +140,11 @@ final class EntryPage: Sendable {
                 "value": value, "rules": entry.rules(spec).map(\.text).joined(separator: " · "),
             ]
             if let p = problems[spec.name] { c["error"] = p.text }
+            if let q = refused[spec.name] {
+                c["refused"] =
+                    "Máy chủ tỉnh đã từ chối giá trị “\(q.value)” / The hub refused “\(q.value)”: \(q.reason). "
+                    + "Hãy nhập lại giá trị đúng, hoặc chờ cán bộ tỉnh sửa / Enter the right value, or wait for the hub operator's fix."
+            }
             let choices: [String]? =
                 spec.choices ?? (spec.type == .bool ? ["true", "false"] : nil)
             if let choices {

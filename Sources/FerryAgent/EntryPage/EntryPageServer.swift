@@ -87,7 +87,8 @@ public struct EntryPageService: Service {
         let router = Router()
         router.get("/") { request, _ in
             if let refused = guardLocal(request) { return refused }
-            return reply(await detached { page.homePage() })
+            let before = request.uri.queryParameters["before"].map(String.init)
+            return reply(await detached { page.homePage(before: before) })
         }
         router.get("/new") { request, _ in
             if let refused = guardLocal(request) { return refused }

@@ -126,7 +126,10 @@ struct EntryPageViews: Sendable {
             {{#forms}}<li><a href="/new?form={{id}}">{{title}}</a> ({{id}} v{{version}}, {{fieldCount}} trường / fields)</li>{{/forms}}
             {{^forms}}<li>Chưa có biểu mẫu: máy chưa đồng bộ với máy chủ tỉnh / No forms yet: this PC has not synced with the hub.</li>{{/forms}}
             </ul>
-            <h2>Hồ sơ của xã / This commune's records ({{count}})</h2>
+            <h2>Hồ sơ của xã / This commune's records (<span id="count">{{count}}</span>)</h2>
+            <p class="rules" id="page">Hiển thị / Showing {{from}}–{{to}} của / of {{count}}, mới nhất trước / newest first.
+            {{#paged}}<a href="/">Mới nhất / Newest</a>{{/paged}}
+            {{#older}}<a id="older" href="{{href}}">Cũ hơn / Older ({{count}} nữa / more) →</a>{{/older}}</p>
             <table id="records">
             <tr><th>Mã / Id</th><th>Biểu mẫu / Form</th>{{#columns}}<th>{{.}}</th>{{/columns}}<th></th></tr>
             {{#records}}<tr><td><a href="/records/{{id}}">{{short}}</a></td><td>{{form}}</td>{{#cells}}<td>{{.}}</td>{{/cells}}<td>{{#deleted}}đã xoá / deleted{{/deleted}}</td></tr>{{/records}}
@@ -147,6 +150,7 @@ struct EntryPageViews: Sendable {
             {{^isSelect}}<input id="f.{{name}}" name="f.{{name}}" type="{{inputType}}" value="{{value}}"{{#attrs}} {{k}}="{{v}}"{{/attrs}}>{{/isSelect}}
             <div class="rules">{{rules}}</div>
             {{#error}}<div class="err" id="err.{{name}}">{{error}}</div>{{/error}}
+            {{#refused}}<div class="err refused" id="refused.{{name}}">{{refused}}</div>{{/refused}}
             {{/fields}}
             <button type="submit">Lưu / Save</button>
             </form>

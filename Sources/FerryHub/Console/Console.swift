@@ -11,7 +11,7 @@ import NIOCore
 
 /// The hub's web console under `/`: server-side rendered HTML (swift-mustache),
 /// no scripts. Pages read through the same service functions as `/v1/ops`;
-/// the one write (resolve) goes through ``HubService/operatorRequest(method:path:query:body:identity:)``
+/// the writes (resolve; quarantine fix and release, ``ConsoleQuarantine``) go through ``HubService/operatorRequest(method:path:query:body:identity:)``
 /// so it is role-checked and lands in the operator log like a CLI call.
 enum Console {
     static let library: MustacheLibrary = {
@@ -97,9 +97,7 @@ enum Console {
                 try ConsoleViews.conflicts(service, who)
             }
         }
-        pages.get("/quarantine") { _, context in
-            try page(service, context, "quarantine", title: "Quarantine") { try ConsoleViews.quarantine(service) }
-        }
+        ConsoleQuarantine.register(on: pages, service: service)
         pages.get("/records") { request, context in
             let q = request.uri.queryParameters["q"].map(String.init) ?? ""
             let c = request.uri.queryParameters["commune"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }

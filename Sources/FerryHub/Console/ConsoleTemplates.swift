@@ -38,7 +38,8 @@ enum ConsoleTemplates {
         .box{background:#fff;padding:16px;border-radius:6px;max-width:380px;margin:60px auto}
         .box input{display:block;width:100%;box-sizing:border-box;margin:4px 0 12px;padding:6px;font:inherit}
         .flash{background:#fff3cd;border:1px solid #e0c97a;padding:6px 10px;margin-bottom:10px}
-        .hook{border:1px dashed #99a;padding:6px 10px;color:#556;margin:8px 0}
+        td.actions form{margin:0 0 6px} td.actions input{font:inherit;padding:2px 4px}
+        .rules{font-size:12px} .refusal{font-weight:600} .flash.warn{background:#fbe3e1;border-color:#d99}
         </style>
         </head>
         <body>
@@ -127,14 +128,30 @@ enum ConsoleTemplates {
 
     static let quarantine = """
         <h1>Quarantine</h1>
-        <p><span data-quarantine="{{count}}">{{count}}</span> open entries: values the hub refused and kept aside.</p>
-        <!-- HOOK(H4, issue 11 item 7): fix / release actions per entry go here, calling the
-             quarantine service functions; this page lists read-only until they exist. -->
-        <div class="hook">Fix and release are not available in the console yet: use the CLI when it offers them.</div>
+        {{#done}}<div class="flash done">{{done}}</div>{{/done}}
+        {{#problem}}<div class="flash warn">{{problem}}</div>{{/problem}}
+        <p><span data-quarantine="{{count}}">{{count}}</span> open entries: values the hub refused and kept aside{{#more}} (showing the oldest {{shown}}){{/more}}.
+        {{#canAct}}Fix writes the corrected value to the record (it reaches the commune at its next sync); release closes the entry without a write.{{/canAct}}
+        {{^canAct}}<span class="muted">Your role ({{role}}) may only read; an operator fixes or releases.</span>{{/canAct}}</p>
         <table>
-        <tr><th>#</th><th>Record</th><th>Field</th><th>Value</th><th>Reason</th><th>From</th><th>When</th></tr>
+        <tr><th>#</th><th>Record</th><th>Field</th><th>Refused value</th><th>Reason</th><th>From</th><th>When</th>{{#canAct}}<th>Close it</th>{{/canAct}}</tr>
         {{#entries}}<tr class="quarantined" data-id="{{id}}"><td>{{id}}</td><td><a href="/records/{{record}}"><code>{{shortRecord}}</code></a></td>
-        <td>{{field}}</td><td>{{value}}</td><td>{{reason}}</td><td>{{origin}}</td><td>{{time}}</td></tr>
+        <td>{{field}}</td><td>{{value}}</td><td>{{reason}}</td><td>{{origin}}</td><td>{{time}}</td>
+        {{#canAct}}<td class="actions">
+        <form class="fix" method="post" action="/quarantine/fix">
+        <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="id" value="{{id}}">
+        <label>Corrected value <input name="value" value="{{fixValue}}" required size="14"></label>
+        <input name="note" value="{{fixNote}}" placeholder="note (optional)" size="14">
+        <button>Fix</button>
+        {{#rules}}<div class="muted rules">{{field}}: {{rules}}</div>{{/rules}}
+        {{#fixError}}<div class="warn refusal">Not fixed: {{fixError}}</div>{{/fixError}}
+        </form>
+        <form class="release" method="post" action="/quarantine/release">
+        <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="id" value="{{id}}">
+        <input name="note" value="{{releaseNote}}" placeholder="why (required)" required size="24">
+        <button>Release</button>
+        {{#releaseError}}<div class="warn refusal">Not released: {{releaseError}}</div>{{/releaseError}}
+        </form></td>{{/canAct}}</tr>
         {{/entries}}
         </table>
         """

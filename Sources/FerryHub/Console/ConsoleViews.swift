@@ -194,28 +194,6 @@ enum ConsoleViews {
             })
     }
 
-    // MARK: quarantine
-
-    struct QuarantineRow {
-        var id: Int64
-        var record, shortRecord, field, value, reason, origin, time: String
-    }
-    struct QuarantineView {
-        var count: Int
-        var entries: [QuarantineRow]
-    }
-
-    static func quarantine(_ service: HubService) throws -> QuarantineView {
-        let list = try service.store.quarantine(limit: 500)
-        return QuarantineView(
-            count: try service.store.totals()["quarantined"] ?? list.count,
-            entries: list.map {
-                QuarantineRow(
-                    id: $0.id, record: $0.record, shortRecord: short($0.record), field: $0.field, value: $0.value.text,
-                    reason: $0.reason, origin: short($0.origin), time: utc($0.timeMs))
-            })
-    }
-
     // MARK: records
 
     struct CommuneOption {
