@@ -26,6 +26,10 @@ public final class PostgresHubStore: HubServiceStore {
     public let futureBoundMillis: UInt64
     /// The database URL without its password.
     public let location: String
+    /// Leaves are staged before the stream row is locked (see
+    /// ``PostgresHubTransaction/stage(_:changeSet:atMillis:)``); `FERRY_PG_STAGE=0`
+    /// turns it off, to measure what it buys (docs/SCALING.md).
+    let stagesLeaves = ProcessInfo.processInfo.environment["FERRY_PG_STAGE"] != "0"
     private let formCache = Mutex<(key: [Int64], forms: [String: FormDefinition])?>(nil)
     private let lastFault = Mutex<StoreFault?>(nil)
 

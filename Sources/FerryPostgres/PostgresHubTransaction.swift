@@ -9,6 +9,9 @@ import PostgresNIO
 final class PostgresHubTransaction: HubTransaction {
     let c: PGConnection
     let store: PostgresHubStore
+    /// Leaves ``stage(_:changeSet:atMillis:)`` put into `ferry_stage` (and the
+    /// records it created), for `persist` of the same records; nil when nothing is staged.
+    private var staged: Int?
 
     init(c: PGConnection, store: PostgresHubStore) {
         self.c = c
@@ -129,9 +132,78 @@ final class PostgresHubTransaction: HubTransaction {
 
     func reserveStream(_ count: Int) throws -> UInt64 { try Self.reserve(c, count) }
 
-    func persist(_ records: [MergedRecord], firstSeq: UInt64, changeSet: [UInt8]?, atMillis: UInt64) throws {
+    /// Before the stream row is locked: creates the new records, drops the
+    /// removed leaves and copies the added leaves, in order, into this
+    /// connection's temporary `ferry_stage` table (one `unnest` statement per
+    /// 5,000 leaves). `persist` then moves them into `leaves` with their stream
+    /// positions in one server-side `INSERT … SELECT`, so the lock every hub
+    /// process's ingest waits on is held for that statement and the commit only.
+    func stage(_ records: [MergedRecord], changeSet: [UInt8]?, atMillis: UInt64) throws {
+        guard store.stagesLeaves else { return }
+        try insertRecords(records, atMillis: atMillis)
+        try deleteRemoved(records)
+        // Dropped at the end of the session; emptied at every commit.
+        try c.exec(
+            """
+            CREATE TEMP TABLE IF NOT EXISTS ferry_stage(ord bigint NOT NULL, record bytea NOT NULL, field text NOT NULL,
+              t bigint NOT NULL, v bytea, hlc bigint NOT NULL, origin text NOT NULL, prev bytea, alive bytea, covers bytea,
+              commune text NOT NULL) ON COMMIT DELETE ROWS
+            """)
+        // Empty at a transaction's start (emptied at commit, or rolled back);
+        // rows stay only when one transaction merges twice (operator writes).
+        try c.exec("DELETE FROM ferry_stage")
+        var rows: [(RecordID, String, FieldWrite)] = []
+        for r in records {
+            for w in r.merge.added { rows.append((r.batch.record, r.batch.scope.commune, w)) }
+        }
+        var start = 0
+        while start < rows.count {
+            let chunk = rows[start..<min(start + 5000, rows.count)]
+            var ord: [Int64] = []
+            var rec: [ByteBuffer] = []
+            var field: [String] = []
+            var t: [Int64] = []
+            var v: [ByteBuffer] = []
+            var vnull: [Bool] = []
+            var hlc: [Int64] = []
+            var origin: [String] = []
+            var prev: [ByteBuffer] = []
+            var alive: [ByteBuffer] = []
+            var covers: [ByteBuffer] = []
+            var commune: [String] = []
+            for (k, (record, comm, w)) in zip(chunk.indices, chunk) {
+                ord.append(Int64(k))
+                rec.append(ByteBuffer(record.bytes))
+                field.append(w.field)
+                t.append(Int64(ValueTag(of: w.value).rawValue))
+                let bytes = PostgresValues.bytes(w.value)
+                v.append(ByteBuffer(bytes ?? []))
+                vnull.append(bytes == nil)
+                hlc.append(Int64(bitPattern: w.id.hlc.raw))
+                origin.append(w.id.origin.rawValue)
+                prev.append(ByteBuffer(StoredRefs.encode(w.prev)))
+                alive.append(ByteBuffer(StoredRefs.encode(w.alive.map { [$0] } ?? [])))
+                covers.append(ByteBuffer(StoredRefs.encode(w.covers)))
+                commune.append(comm)
+            }
+            start += chunk.count
+            try c.exec(
+                """
+                INSERT INTO ferry_stage(ord, record, field, t, v, hlc, origin, prev, alive, covers, commune)
+                SELECT u.ord, u.record, u.field, u.t, CASE WHEN u.vnull THEN NULL ELSE u.v END, u.hlc, u.origin, u.prev,
+                  u.alive, u.covers, u.commune
+                FROM unnest(\(ord)::bigint[], \(rec)::bytea[], \(field)::text[], \(t)::bigint[], \(v)::bytea[],
+                  \(vnull)::bool[], \(hlc)::bigint[], \(origin)::text[], \(prev)::bytea[], \(alive)::bytea[],
+                  \(covers)::bytea[], \(commune)::text[])
+                  AS u(ord, record, field, t, v, vnull, hlc, origin, prev, alive, covers, commune)
+                """)
+        }
+        staged = rows.count
+    }
+
+    /// New records, one statement per 1,000 (a record another hub created meanwhile is kept).
+    private func insertRecords(_ records: [MergedRecord], atMillis: UInt64) throws {
         let created = Int64(clamping: atMillis)
-        // New records first (one statement per 1,000), then removed leaves, then every added leaf.
         let new = records.filter(\.batch.isNew).map(\.batch)
         var i = 0
         while i < new.count {
@@ -153,6 +225,9 @@ final class PostgresHubTransaction: HubTransaction {
                 + parts.joined(separator: ", ") + " ON CONFLICT (id) DO NOTHING"
             try c.exec(q)
         }
+    }
+
+    private func deleteRemoved(_ records: [MergedRecord]) throws {
         for r in records {
             let rid = ByteBuffer(r.batch.record.bytes)
             for (field, id) in r.merge.removed {
@@ -161,6 +236,33 @@ final class PostgresHubTransaction: HubTransaction {
                 )
             }
         }
+    }
+
+    func persist(_ records: [MergedRecord], firstSeq: UInt64, changeSet: [UInt8]?, atMillis: UInt64) throws {
+        let created = Int64(clamping: atMillis)
+        let added = records.reduce(0) { $0 + $1.merge.added.count }
+        if let n = staged, n == added {
+            // The staged leaves at positions firstSeq + ord: the order `persist` documents.
+            staged = nil
+            let cs = changeSet.map { ByteBuffer($0) }
+            let moved = try c.exec(
+                """
+                INSERT INTO leaves(record, field, t, v, hlc, origin, prev, alive, covers, seq, commune, changeset)
+                SELECT record, field, t, v, hlc, origin, prev, alive, covers, \(Int64(clamping: firstSeq)) + ord, commune, \(cs)
+                FROM ferry_stage
+                """)
+            guard moved == added else {
+                throw StoreFault(
+                    .databaseUnavailable, path: store.location,
+                    detail: "staged \(added) leaves but \(moved) reached the leaves table")
+            }
+            try finish(records, created: created)
+            return
+        }
+        staged = nil
+        // Nothing staged: new records first, then removed leaves, then every added leaf.
+        try insertRecords(records, atMillis: atMillis)
+        try deleteRemoved(records)
         var rows: [(RecordID, String, FieldWrite, UInt64)] = []
         var seq = firstSeq
         for r in records {
@@ -170,6 +272,11 @@ final class PostgresHubTransaction: HubTransaction {
             }
         }
         try insertLeaves(rows, changeSet: changeSet)
+        try finish(records, created: created)
+    }
+
+    /// Each record's deleted flag and conflicts, when its merge changed them.
+    private func finish(_ records: [MergedRecord], created: Int64) throws {
         for r in records {
             let m = r.merge
             let rid = ByteBuffer(r.batch.record.bytes)

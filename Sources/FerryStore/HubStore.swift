@@ -54,6 +54,12 @@ public protocol HubTransaction {
     func save(clock: HybridLogicalClock) throws
     /// Takes `count` stream positions at once; returns the first (head + 1).
     func reserveStream(_ count: Int) throws -> UInt64
+    /// The part of ``persist(_:firstSeq:changeSet:atMillis:)`` that needs no
+    /// stream position, done before positions are taken: a backend whose
+    /// position counter is a row lock held to commit (PostgreSQL) keeps that
+    /// lock for less time. The same records are then passed to `persist`.
+    /// Default: nothing (`persist` does it all).
+    func stage(_ records: [MergedRecord], changeSet: [UInt8]?, atMillis: UInt64) throws
     /// Persists the merged records of one change set, in order: creates the new
     /// ones, drops their removed leaves, inserts their added leaves at stream
     /// positions `firstSeq…` (consecutive, in the order given), and updates each
@@ -105,6 +111,8 @@ public struct RefusedWrite: Sendable {
 }
 
 extension HubTransaction {
+    public func stage(_ records: [MergedRecord], changeSet: [UInt8]?, atMillis: UInt64) throws {}
+
     /// One record's leaves (empty when the hub holds no such record).
     public func registers(of record: RecordID) throws -> [String: LeafRegister] {
         try registers(of: [record])[record] ?? [:]
@@ -130,6 +138,7 @@ extension HubTransaction {
         }
         let total = changed.reduce(0) { $0 + $1.merge.added.count }
         guard !changed.isEmpty else { return merges }
+        try stage(changed, changeSet: changeSet, atMillis: atMillis)
         let first = total == 0 ? 0 : try reserveStream(total)
         try persist(changed, firstSeq: first, changeSet: changeSet, atMillis: atMillis)
         return merges

@@ -28,6 +28,8 @@ struct BenchHub: AsyncParsableCommand {
         discussion: """
             Prints one JSON object on stdout; progress and problems go to stderr.
             Full W2: ferry bench hub --agents 124 --records 3120 --concurrency 4 (release build).
+            On PostgreSQL: add --store postgres://user@host:port/database (an empty database) and --hubs N;
+            --store postgres starts a throwaway server with scripts/pg-test.sh (a source checkout) and stops it after.
             """)
     @Option(help: "Agents (one per commune of the hub's seed list, round robin).") var agents = 124
     @Option(help: "Land records each agent creates (12 fields each).") var records = 3120
@@ -44,16 +46,27 @@ struct BenchHub: AsyncParsableCommand {
     var maxChangeSetBytes = 512 * 1024
     @Option(help: "Also cap each change set at this many writes (for a hub that bounds them).") var maxWrites: Int?
     @Option(help: "Seconds the timed upload phase may take before the run is abandoned.") var timeout = 3600
+    @Option(
+        help:
+            "Hub store: postgres://user@host:port/database (an empty database), or postgres for a throwaway server; default: SQLite."
+    )
+    var store: String?
+    @Option(help: "With --store: hub processes sharing the database (agents spread over them round robin).")
+    var hubs = 1
 
     func run() async throws {
         guard (1...10_000).contains(agents), (1...1_000_000).contains(records), (1...1024).contains(concurrency),
             (16 * 1024...64 << 20).contains(maxChangeSetBytes), (1...86_400).contains(timeout),
-            maxWrites.map({ (1...10_000_000).contains($0) }) ?? true
+            maxWrites.map({ (1...10_000_000).contains($0) }) ?? true, (1...64).contains(hubs)
         else {
             throw UserError(
-                "--agents must be 1…10000, --records 1…1000000, --concurrency 1…1024, --max-change-set-bytes 16 KiB…64 MiB, --max-writes 1…10000000, --timeout 1…86400 s"
+                "--agents must be 1…10000, --records 1…1000000, --concurrency 1…1024, --max-change-set-bytes 16 KiB…64 MiB, --max-writes 1…10000000, --timeout 1…86400 s, --hubs 1…64"
             )
         }
+        if hubs > 1 && store == nil {
+            throw UserError("--hubs needs --store postgres://… (one database, several hubs)")
+        }
+        if store != nil && hubURL != nil { throw UserError("--store starts its own hubs: leave out --hub-url") }
         let logger = Log.logger("ferry.bench")
         let dir = workdir ?? NSTemporaryDirectory() + "ferry-w2-\(getpid())"
         if FileManager.default.fileExists(atPath: dir + "/agents") {
@@ -63,18 +76,46 @@ struct BenchHub: AsyncParsableCommand {
         defer { if workdir == nil { try? FileManager.default.removeItem(atPath: dir) } }
         let spawn = Spawn(directory: dir)
 
-        // The hub: a child `ferry hub serve` on a free port, or the one given.
+        // The hub: a child `ferry hub serve` on a free port, or the one given,
+        // or N of them in front of one PostgreSQL database.
         var child: Process?
-        defer { if let child { Spawn.stop(child) } }
+        var children: [Process] = []
+        var pg: PostgresBench?
+        defer {
+            if let child { Spawn.stop(child) }
+            for c in children { Spawn.stop(c) }
+            pg?.close()
+        }
         let hub: HubTarget
-        if let hubURL {
+        if let store {
+            let p = try PostgresBench.open(store: store)
+            pg = p
+            let started = try PostgresBench.startHubs(hubs, url: p.url, dir: dir, spawn: spawn)
+            children = started.hubs.map(\.process)
+            guard
+                waitUntil(
+                    timeout: 60,
+                    {
+                        started.hubs.allSatisfy { !$0.process.isRunning || (try? $0.home.url()) != nil }
+                    }), started.hubs.allSatisfy({ $0.process.isRunning })
+            else {
+                throw UserError("the hubs did not start within 60 s: see \(dir)/hub*.log")
+            }
+            let urls = try started.hubs.map { try $0.home.url() }
+            hub = HubTarget(
+                url: urls[0], operatorToken: try started.first.operatorToken(),
+                pid: started.hubs[0].process.processIdentifier, storeDir: nil, urls: urls,
+                pids: started.hubs.map(\.process.processIdentifier))
+        } else if let hubURL {
             let home = hubDir.map { HubHome(directory: $0) }
             let env = ProcessInfo.processInfo.environment["FERRY_OPERATOR_TOKEN"]
             guard let token = try operatorToken ?? env ?? home?.operatorToken() else {
                 throw UserError(
                     "--hub-url needs the operator token: --operator-token, $FERRY_OPERATOR_TOKEN or --hub-dir")
             }
-            hub = HubTarget(url: hubURL, operatorToken: token, pid: hubPid, storeDir: hubDir)
+            hub = HubTarget(
+                url: hubURL, operatorToken: token, pid: hubPid, storeDir: hubDir, urls: [hubURL],
+                pids: hubPid.map { [$0] } ?? [])
         } else {
             let home = HubHome(directory: dir + "/hub")
             try spawn.run(["hub", "init", "--dir", home.directory])
@@ -86,10 +127,15 @@ struct BenchHub: AsyncParsableCommand {
             }
             hub = HubTarget(
                 url: try home.url(), operatorToken: try home.operatorToken(), pid: p.processIdentifier,
-                storeDir: home.directory)
+                storeDir: home.directory, urls: [try home.url()], pids: [p.processIdentifier])
         }
         let ops = OperatorClient(url: hub.url, token: hub.operatorToken)
-        note("hub \(hub.url) pid \(hub.pid.map(String.init) ?? "unknown"); preparing \(agents) agents")
+        note(
+            "hubs \(hub.urls.joined(separator: " ")) pids \(hub.pids.map(String.init).joined(separator: " ")); preparing \(agents) agents"
+        )
+        // The database server's processes, when /proc shows them (a local server this user may read).
+        let postmaster = pg.flatMap { PostgresBench.figures(url: $0.url).dataDirectory }
+            .flatMap(PostgresBench.postmasterPID)
 
         // Preparation (not timed): enroll, first sync, create records, seal change sets.
         let communes = Seed.communes
@@ -124,11 +170,18 @@ struct BenchHub: AsyncParsableCommand {
         note(
             "prepared \(agents) agents in \(Int(prepSeconds)) s: \(totalWrites) field writes in \(totalSets) change sets; uploading with K = \(concurrency)"
         )
-        let before = try await ops.call("GET", "status", as: StatusBody.self)
+        // On PostgreSQL from the database itself: the operator status page also
+        // lists operator work items, which only the SQLite store keeps so far.
+        let status: () async throws -> StatusBody = {
+            if let pg { return try PostgresBench.status(url: pg.url) }
+            return try await ops.call("GET", "status", as: StatusBody.self)
+        }
+        let before = try await status()
 
         // Timed: K agents upload at once, each its change sets strictly in sequence.
         let ledger = UploadLedger(count: prepared.count)
-        let cpu0 = hub.pid.flatMap(Self.cpuSeconds)
+        let cpu0 = Self.cpuSeconds(hub.pids)
+        let pgCPU0 = postmaster.flatMap(PostgresBench.serverCPUSeconds)
         let start = Date()
         let deadline = start.addingTimeInterval(Double(timeout))
         note("timed phase started")
@@ -136,11 +189,15 @@ struct BenchHub: AsyncParsableCommand {
             let k = min(concurrency, prepared.count)
             for _ in 0..<k {
                 group.addTask {
-                    let client = HubClient(baseURL: hub.url, link: Self.benchLink)
+                    // One client per hub this uploader meets (agents are spread over the hubs).
+                    var clients: [String: HubClient] = [:]
                     while let i = await ledger.take() {
-                        await Self.upload(prepared[i], client: client, ledger: ledger, deadline: deadline)
+                        let a = prepared[i]
+                        let client = clients[a.hubURL] ?? HubClient(baseURL: a.hubURL, link: Self.benchLink)
+                        clients[a.hubURL] = client
+                        await Self.upload(a, client: client, ledger: ledger, deadline: deadline)
                     }
-                    await client.shutdown()
+                    for c in clients.values { await c.shutdown() }
                     return true
                 }
             }
@@ -164,14 +221,16 @@ struct BenchHub: AsyncParsableCommand {
             }
         }
         let wall = Date().timeIntervalSince(start)
-        let cpu1 = hub.pid.flatMap(Self.cpuSeconds)
-        let rss = hub.pid.flatMap(Self.peakRSSKB)
+        let cpu1 = Self.cpuSeconds(hub.pids)
+        let pgCPU1 = postmaster.flatMap(PostgresBench.serverCPUSeconds)
+        // The largest single hub process.
+        let rss = hub.pids.compactMap(Self.peakRSSKB).max()
         let result = await ledger.snapshot()
         note("timed phase done in \(String(format: "%.1f", wall)) s; checking the hub's rows")
 
         // Exactly once, from the hub's own answers.
         var problems = result.failures
-        let after = try await ops.call("GET", "status", as: StatusBody.self)
+        let after = try await status()
         problems += Self.checkTotals(
             before: before, after: after, records: agents * records, writes: totalWrites,
             changeSets: result.applied)
@@ -185,7 +244,13 @@ struct BenchHub: AsyncParsableCommand {
         // The store, checkpointed once the hub has stopped (our own hub only).
         var storeBytes: Int?
         var storeNote = "hub.sqlite + -wal + -shm after the hub stopped and a TRUNCATE checkpoint"
-        if let p = child {
+        if let pg {
+            for c in children { Spawn.stop(c, seconds: 30) }
+            children = []
+            storeBytes = PostgresBench.figures(url: pg.url).tableBytes
+            storeNote =
+                "pg_total_relation_size of every table of the database (indexes and TOAST included, WAL not), after the hubs stopped"
+        } else if let p = child {
             Spawn.stop(p, seconds: 30)
             child = nil
             if let d = hub.storeDir { storeBytes = try Self.storeBytes(dir: d, checkpoint: true) }
@@ -213,10 +278,26 @@ struct BenchHub: AsyncParsableCommand {
             "duplicates": result.duplicates, "prepare_s": Self.round(prepSeconds, 1), "seed": seed,
             "max_change_set_bytes": maxChangeSetBytes, "store_bytes_includes": storeNote,
             "client_cpu_s": Self.round(Self.ownCPUSeconds(), 2),
+            "store": pg == nil ? "sqlite" : "postgres", "hubs": hub.urls.count,
         ]
         if let cpu0, let cpu1 {
             out["hub_cpu_s"] = Self.round(cpu1 - cpu0, 2)
-            out["writes_per_hub_cpu_s"] = Self.round(Double(totalWrites) / max(cpu1 - cpu0, 1e-9), 0)
+            var counted = cpu1 - cpu0
+            var what = "\(hub.pids.count) hub process\(hub.pids.count == 1 ? "" : "es")"
+            if pg != nil {
+                if let pgCPU0, let pgCPU1 {
+                    out["postgres_cpu_s"] = Self.round(pgCPU1 - pgCPU0, 2)
+                    counted += pgCPU1 - pgCPU0
+                    what += " + the PostgreSQL server (postmaster, backends and helpers, from /proc)"
+                } else {
+                    out["postgres_cpu_s"] = NSNull()
+                    what += " only: the PostgreSQL server's processes are not visible in /proc"
+                }
+            } else {
+                what += " (SQLite runs inside the hub)"
+            }
+            out["cpu_counted"] = what
+            out["writes_per_hub_cpu_s"] = Self.round(Double(totalWrites) / max(counted, 1e-9), 0)
         } else {
             out["hub_cpu_s"] = NSNull()
             out["writes_per_hub_cpu_s"] = NSNull()
@@ -250,13 +331,15 @@ struct BenchHub: AsyncParsableCommand {
         -> PreparedAgent
     {
         let spawn = Spawn(directory: dir)
+        // Round robin over the hubs: each agent enrolls at, and uploads to, one of them.
+        let hubURL = hub.urls.isEmpty ? hub.url : hub.urls[index % hub.urls.count]
         let issued = try spawn.run(
-            ["hub", "token", "--commune", commune.code, "--hub", hub.url],
+            ["hub", "token", "--commune", commune.code, "--hub", hubURL],
             environment: ["FERRY_OPERATOR_TOKEN": hub.operatorToken])
         let token = issued.out.trimmingCharacters(in: .whitespacesAndNewlines)
         let home = AgentHome(directory: dir + "/agents/\(index)")
         let config = try await Enrollment.enroll(
-            hubURL: hub.url, token: token, home: home, hostname: "bench-\(index)")
+            hubURL: hubURL, token: token, home: home, hostname: "bench-\(index)")
         // A first sync, as a new agent does: the catalog (forms) and the hub's clock.
         let engine = try SyncEngine(home: home, logger: Log.logger("ferry.agent"))
         do {
@@ -331,7 +414,8 @@ struct BenchHub: AsyncParsableCommand {
             throw UserError("agent \(index) sealed \(writes) writes, expected \(plan.records * 12)")
         }
         return PreparedAgent(
-            index: index, id: config.agentID, commune: config.commune, hubSign: hubKeys.sign, sets: sets,
+            index: index, id: config.agentID, commune: config.commune, hubURL: hubURL, hubSign: hubKeys.sign,
+            sets: sets,
             writes: writes, digests: digests)
     }
 
@@ -477,6 +561,17 @@ struct BenchHub: AsyncParsableCommand {
 
     // MARK: measurements
 
+    /// utime + stime of every process, summed; nil when one is not readable (or none is given).
+    static func cpuSeconds(_ pids: [Int32]) -> Double? {
+        guard !pids.isEmpty else { return nil }
+        var sum = 0.0
+        for p in pids {
+            guard let s = cpuSeconds(p) else { return nil }
+            sum += s
+        }
+        return sum
+    }
+
     /// utime + stime of a process, in seconds (/proc/PID/stat fields 14 and 15).
     static func cpuSeconds(_ pid: Int32) -> Double? {
         guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -546,6 +641,9 @@ struct HubTarget: Sendable {
     var operatorToken: String
     var pid: Int32?
     var storeDir: String?
+    /// Every hub process's URL (agents spread over them) and pid (for CPU time).
+    var urls: [String]
+    var pids: [Int32]
 }
 
 /// One sealed change set, ready to send.
@@ -562,6 +660,8 @@ struct PreparedAgent: Sendable {
     var index: Int
     var id: String
     var commune: String
+    /// The hub this agent enrolled at and uploads to.
+    var hubURL: String
     var hubSign: SigningPublicKey
     var sets: [SealedSet]
     var writes: Int
@@ -571,11 +671,19 @@ struct PreparedAgent: Sendable {
 /// The operator API's status body, as much of it as the checks need.
 struct StatusBody: Decodable {
     struct Agent: Decodable {
+        init(id: String, appliedSeq: UInt64) {
+            self.id = id
+            self.appliedSeq = appliedSeq
+        }
         var id: String
         var appliedSeq: UInt64
     }
     var totals: [String: Int]
     var agents: [Agent]
+    init(totals: [String: Int], agents: [Agent]) {
+        self.totals = totals
+        self.agents = agents
+    }
 }
 
 /// Hands agents to the K uploaders and collects what happened.
