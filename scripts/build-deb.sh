@@ -64,7 +64,7 @@ Description: offline-first sync of commune records with a provincial hub
  Ferry keeps a local SQLite replica of the province's forms and of a
  commune's records on each commune PC (the agent, with a local data-entry
  page on 127.0.0.1:8441) and exchanges signed, encrypted change sets with the
- provincial hub. One binary: `ferry agent ...`, `ferry hub ...`, `ferry status`.
+ provincial hub. One binary: \`ferry agent ...\`, \`ferry hub ...\`, \`ferry status\`.
 EOF
 install -m 0755 "$ROOT/agent/debian/postinst" "$P/DEBIAN/postinst"
 install -m 0755 "$ROOT/agent/debian/prerm" "$P/DEBIAN/prerm"

@@ -80,6 +80,56 @@ struct ClockSkewTests {
     }
 }
 
+extension ClockSkewTests {
+    /// The re-stamp walks the queue a page of records at a time (bounded
+    /// memory): past several pages, every queued record gets its own fresh
+    /// stamp, in record order, above what the hub already holds from this PC,
+    /// and the winners move with the pending writes.
+    @Test func restampPagesThroughALargeQueueAndStampsEveryRecordOnceInOrder() throws {
+        let dir = NSTemporaryDirectory() + "ferry-skew-pages-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let form = try Seed.form
+        let wall = ManualClock(millis: 1_800_000_000_000)
+        let agent = try AgentStore(path: dir + "/agent.sqlite", origin: OriginID("a1"), wall: wall)
+        var gen = SampleLandRecords(seed: 11)
+        // One record the hub already has (acknowledged): its stamp is the floor.
+        let seen = try agent.createMany(form: form, commune: "24781", rows: [gen.next()])
+        _ = try #require(try agent.freeze(maxWrites: 100) { _, _ in ([1], [1]) })
+        try agent.acknowledge(upTo: try agent.counts().lastSeq)
+        let floor = try #require(try agent.record(seen[0])?.fields.values.first?.id.hlc)
+        // Then 700 records (three pages) from a clock that ran a year ahead.
+        wall.set(1_800_000_000_000 + 365 * 86_400_000)
+        let ids = try agent.createMany(form: form, commune: "24781", rows: (0..<700).map { _ in gen.next() })
+        let queuedBefore = try agent.counts().pendingWrites
+        wall.set(1_800_000_000_000 + 1000)
+        try agent.unfreeze(restamp: true)
+
+        #expect(try agent.counts().pendingWrites == queuedBefore)
+        var previous = floor
+        for id in ids.sorted() {
+            let r = try #require(try agent.record(id))
+            let stamps = Set(r.fields.values.map(\.id))
+            #expect(stamps.count == 1, "one fresh stamp per record")
+            let stamp = try #require(stamps.first)
+            #expect(stamp.hlc > previous, "stamps rise in record order, above the floor")
+            #expect(stamp.hlc.millis < wall.nowMillis() + 60_000, "stamped from the corrected clock")
+            previous = stamp.hlc
+        }
+        // The pending writes carry the same stamps as the winners (one change set of them all).
+        var sent: [FieldWrite] = []
+        let f = try #require(
+            try agent.freeze(maxWrites: 100_000) { body, _ in
+                sent = body.writes
+                return ([2], [2])
+            })
+        for w in sent {
+            #expect(try agent.record(w.record)?.fields[w.field]?.id == w.id)
+        }
+        #expect(Int(f.seqTo - f.seqFrom + 1) == queuedBefore)
+    }
+}
+
 extension UInt64 {
     fileprivate var asInt: Int { Int(self) }
 }
