@@ -4,7 +4,9 @@
 Usage: delay-relay.py LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT DELAY_MS [CUT_AFTER]
 
 With CUT_AFTER, the first connection is cut (both sides closed) once it has
-forwarded CUT_AFTER bytes from the client: a link lost in mid-upload.
+forwarded CUT_AFTER bytes from the client: a link lost in mid-upload. With
+CUT_AFTER written down:N, it is cut once it has forwarded N bytes from the
+server: a link lost in mid-download.
 
 The kernel here has no netem, so the lab adds latency in user space
 (PLATFORM.md "Networks for link tests"): each chunk read from one side is
@@ -83,9 +85,11 @@ async def handle(client_r, client_w, target, delay):
         client_w.close()
         return
     last = [time.monotonic()]
-    budget = [CUTS.pop()] if CUTS else None
-    up = pump(client_r, server_w, delay, last, budget)
-    both = asyncio.gather(up, pump(server_r, client_w, delay, last))
+    cut = CUTS.pop() if CUTS else None
+    budget = [cut[1]] if cut else None
+    down_cut = cut is not None and cut[0] == "down"
+    up = pump(client_r, server_w, delay, last, None if down_cut else budget)
+    both = asyncio.gather(up, pump(server_r, client_w, delay, last, budget if down_cut else None))
     if budget is not None:
         # The cut closes both sides at once, like a link that goes away.
         async def cut_watch():
@@ -122,7 +126,8 @@ async def main():
         sys.exit(__doc__)
     host, port, thost, tport, delay_ms = sys.argv[1:6]
     if len(sys.argv) == 7:
-        CUTS.append(int(sys.argv[6]))
+        arg = sys.argv[6]
+        CUTS.append(("down", int(arg[5:])) if arg.startswith("down:") else ("up", int(arg)))
     target = (thost, int(tport))
     delay = int(delay_ms) / 1000.0
     server = await asyncio.start_server(lambda r, w: handle(r, w, target, delay), host, int(port))

@@ -18,6 +18,11 @@ public struct HubAnswer: Sendable {
     public var hubRemaining: Int?
     /// `Upload-Offset` of a resumable-upload answer (SPEC §9.10).
     public var uploadOffset: Int?
+    /// `ETag` and `Content-Range` of a download page (SPEC §9.12).
+    public var etag: String?
+    public var contentRange: String?
+    /// `Content-Length`, when the hub declared it.
+    public var contentLength: Int?
     /// The typed error, when the hub refused.
     public var error: ErrorDetail?
     /// Local wall-clock ms when the request was sent and the answer received.
@@ -94,7 +99,13 @@ public final class HubClient: Sendable {
         let seconds = deadlineSeconds(bytes: (body?.count ?? 0) + max(0, expectedBytes))
         let resp = try await http.execute(req, timeout: .milliseconds(Int64(seconds * 1000)))
         let buf = try await resp.body.collect(upTo: maxBytes)
-        let bytes = Array(buffer: buf)
+        return Self.answer(resp, body: Array(buffer: buf), sentMs: sent, receivedMs: wall.nowMillis())
+    }
+
+    /// The answer of `resp` with its whole `body` (typed error decoded on 4xx/5xx).
+    static func answer(_ resp: HTTPClientResponse, body bytes: [UInt8], sentMs sent: UInt64, receivedMs: UInt64)
+        -> HubAnswer
+    {
         var a = HubAnswer(
             status: Int(resp.status.code), body: bytes,
             hubTimeMs: resp.headers.first(name: "X-Ferry-Time").flatMap(UInt64.init),
@@ -102,7 +113,11 @@ public final class HubClient: Sendable {
             hubHead: resp.headers.first(name: "X-Ferry-Head").flatMap(UInt64.init),
             hubRemaining: resp.headers.first(name: "X-Ferry-Remaining").flatMap(Int.init).map { max(0, $0) },
             uploadOffset: resp.headers.first(name: "Upload-Offset").flatMap(Int.init),
-            error: nil, sentMs: sent, receivedMs: wall.nowMillis())
+            etag: resp.headers.first(name: "ETag"), contentRange: resp.headers.first(name: "Content-Range"),
+            contentLength: resp.headers.first(name: "Content-Length").flatMap { UInt64($0) }.flatMap {
+                Int(exactly: $0)
+            },
+            error: nil, sentMs: sent, receivedMs: receivedMs)
         if a.status >= 400 {
             struct E: Codable { var error: HubAnswer.ErrorDetail }
             let d = JSONDecoder()

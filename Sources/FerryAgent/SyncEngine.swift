@@ -142,7 +142,7 @@ public final class SyncEngine: Sendable {
         var restamps = 0
         do {
             try refuseIfCloned()
-            try store.setMeta(["last_attempt_ms": String(wall.nowMillis())])
+            try store.setMeta(["last_attempt_ms": String(wall.nowMillis()), Self.partialGrewKey: nil])
             // Upload, one frozen change set at a time, strictly in sequence.
             var uploaded = false
             while requests < maxRequests {
@@ -237,6 +237,8 @@ public final class SyncEngine: Sendable {
             return SyncRoundResult(report: report, error: nil, stoppedAtBound: !(uploaded && downloaded))
         } catch {
             let e = error as? AgentError ?? AgentError("\(error)", kind: .local)
+            // Bytes added to a partial page before a cut are progress (SPEC §9.9, §9.12).
+            report.progress = report.progress || takePartialProgress()
             var meta: [String: String?] = [
                 "last_error": e.description, "last_error_ms": String(wall.nowMillis()),
                 "last_error_kind": e.kind.description,
@@ -389,30 +391,52 @@ public final class SyncEngine: Sendable {
         var head: UInt64?
     }
 
-    /// One download request, sized by the measured link (SPEC §9.4, §9.7).
+    /// One download request, sized by the measured link (SPEC §9.4, §9.7),
+    /// resumed from a partial page when a cut left one (SPEC §9.12).
     func pullOnce() async throws -> Page {
+        do {
+            return try await pullOnce(resume: true)
+        } catch let e as ResumedPageFailed {
+            // The assembled page did not open: drop it and ask for it whole, once.
+            logger.warning("a resumed download page did not open; fetching it whole", metadata: ["ferry.error": "\(e)"])
+            dropPartial()
+            return try await pullOnce(resume: false)
+        }
+    }
+
+    struct ResumedPageFailed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    func pullOnce(resume: Bool) async throws -> Page {
         let since = try store.counts().hubCursor
         let maxBytes = sizing.withLock { $0.bytes(.download) }
         let t = HybridLogicalClock.corrected(
             localMillis: wall.nowMillis(), offset: Int64(try store.meta("clock_offset_ms") ?? "0") ?? 0)
         let sig = identity.signing.sign(
             PullAuth.message(agent: config.agentID, since: since, maxBytes: maxBytes, timeMs: t))
-        let a: HubAnswer
+        let fetched: FetchedPage
         do {
-            a = try await request("download of hub changes after #\(since)") {
-                try await client.send(
-                    .GET, "/v1/changes?since=\(since)&max_bytes=\(maxBytes)",
+            fetched = try await request("download of hub changes after #\(since)") {
+                try await fetchPage(
+                    since: since, path: "/v1/changes?since=\(since)&max_bytes=\(maxBytes)",
                     headers: [
                         "X-Ferry-Agent": config.agentID, "X-Ferry-Time": String(t), "X-Ferry-Signature": hex(sig),
-                    ], expectedBytes: maxBytes)
+                    ], maxBytes: maxBytes, resume: resume)
             }
+        } catch let e as RangeMismatch {
+            sizing.withLock { $0.failed(.download) }
+            throw AgentError(
+                "the hub's partial answer was not the part asked for (\(e)); the page will be fetched whole",
+                kind: .verification)
         } catch {
             sizing.withLock { $0.failed(.download) }
             throw AgentError(
                 "cannot reach the hub at \(client.baseURL) to download (\(Self.plain(error))); will retry",
                 kind: .network)
         }
-        guard a.status == 200 else {
+        let a = fetched.answer
+        guard a.status == 200 || (a.status == 206 && fetched.resumed) else {
             let code = a.error?.code ?? ""
             let kind: AgentError.Kind =
                 a.status >= 500 || a.status == 429
@@ -425,6 +449,8 @@ public final class SyncEngine: Sendable {
             opened = try Envelope.open(
                 a.body, recipientKeyID: identity.kx.publicKey.id, author: hubSign, key: keys.receive, normalize: false)
         } catch {
+            if fetched.resumed { throw ResumedPageFailed(description: "\(error)") }
+            dropPartial()
             throw AgentError(
                 "the hub's answer failed verification (\(error)): it was altered in transit or the hub's keys changed",
                 kind: .verification)
@@ -435,10 +461,17 @@ public final class SyncEngine: Sendable {
                 kind: .verification)
         }
         // The hub's signed header carries its time: the only clock source trusted.
-        learnTime(hubMs: opened.header.createdHLC.millis, sentMs: a.sentMs, receivedMs: a.receivedMs)
+        // A page assembled from a resume was sealed before this request: its
+        // time is not now (SPEC §9.12).
+        if !fetched.resumed {
+            learnTime(hubMs: opened.header.createdHLC.millis, sentMs: a.sentMs, receivedMs: a.receivedMs)
+        } else {
+            try? store.setMeta(["last_contact_ms": String(a.receivedMs)])
+        }
         let n = try store.applyRemote(opened.body, cursor: opened.header.seqTo)
+        dropPartial()
         let next = sizing.withLock {
-            $0.succeeded(.download, bytes: a.body.count, millis: a.receivedMs &- a.sentMs)
+            $0.succeeded(.download, bytes: fetched.received, millis: a.receivedMs &- a.sentMs)
             return $0
         }
         let more = opened.header.more
@@ -446,7 +479,7 @@ public final class SyncEngine: Sendable {
             "page applied",
             metadata: [
                 "ferry.cursor": "\(opened.header.seqTo)", "ferry.asked": "\(maxBytes)",
-                "ferry.bytes": "\(a.body.count)",
+                "ferry.bytes": "\(a.body.count)", "ferry.received": "\(fetched.received)",
                 "ferry.writes": "\(opened.body.writes.count)", "ferry.ms": "\(a.receivedMs &- a.sentMs)",
                 "ferry.more": "\(more)", "ferry.next_bytes": "\(next.bytes(.download))",
             ])

@@ -68,10 +68,19 @@ public enum HubServer {
             } catch {
                 return reply(.error(400, code: error.code.rawValue, error.message))
             }
+            // SPEC §9.12: a resume names its byte range and the page's ETag.
+            let range: ByteRange?
+            let ifRange: String?
+            do throws(ByteRangeError) {
+                (range, ifRange) = try PageRange.parse(
+                    headers: headers, rangeFields: request.headers.filter { $0.name.canonicalName == "range" }.count)
+            } catch {
+                return reply(.error(error.status, code: error.code.rawValue, error.message))
+            }
             let r = try await blocking {
                 service.pull(
                     agentID: p.agentID, since: p.since, maxBytes: p.maxBytes, timeMs: p.timeMs,
-                    signature: hex(p.signature))
+                    signature: hex(p.signature), range: range, ifRange: ifRange)
             }
             return reply(r)
         }

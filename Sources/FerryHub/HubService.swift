@@ -72,6 +72,8 @@ public final class HubService: Sendable {
     let pageRatio = PageSizeCalibration()
     /// Envelopes arriving in pieces over resumable uploads (SPEC §9.10).
     public let partialUploads = PartialUploads()
+    /// Sealed download pages kept byte-identical until acknowledged, for `Range` (SPEC §9.12).
+    public let pageCache = PageCache()
     let logger: Logger
     let started = Date()
     /// Operator accounts, console sessions and login links (Accounts.swift).
@@ -259,21 +261,26 @@ public final class HubService: Sendable {
         }
     }
 
-    /// GET /v1/changes?since=C&max_bytes=B with the signed pull headers.
-    public func pull(agentID: String?, since: UInt64?, maxBytes: UInt64?, timeMs: UInt64?, signature: String?)
-        -> HubReply
-    {
+    /// GET /v1/changes?since=C&max_bytes=B with the signed pull headers; with
+    /// `range` and `ifRange` (already parsed, SPEC §9.12) a resume of a kept page.
+    public func pull(
+        agentID: String?, since: UInt64?, maxBytes: UInt64?, timeMs: UInt64?, signature: String?,
+        range: ByteRange? = nil, ifRange: String? = nil
+    ) -> HubReply {
         let start = ContinuousClock.now
         defer { metrics.observe("ferry_pull_duration_seconds", since: start) }
-        var reply = pullInner(agentID: agentID, since: since, maxBytes: maxBytes, timeMs: timeMs, signature: signature)
+        var reply = pullInner(
+            agentID: agentID, since: since, maxBytes: maxBytes, timeMs: timeMs, signature: signature, range: range,
+            ifRange: ifRange)
         countPullRefusal(reply, agent: agentID)
         reply.headers.merge(timeHeader) { a, _ in a }
         return reply
     }
 
-    private func pullInner(agentID: String?, since: UInt64?, maxBytes: UInt64?, timeMs: UInt64?, signature: String?)
-        -> HubReply
-    {
+    private func pullInner(
+        agentID: String?, since: UInt64?, maxBytes: UInt64?, timeMs: UInt64?, signature: String?, range: ByteRange?,
+        ifRange: String?
+    ) -> HubReply {
         guard let agentID, let since, let timeMs, let sig = signature.flatMap(unhex) else {
             return .error(
                 400, code: "bad_request", "a pull needs since, X-Ferry-Agent, X-Ferry-Time and X-Ferry-Signature")
@@ -300,6 +307,15 @@ public final class HubService: Sendable {
             }
             let now = store.nowMillis()
             let skew = Self.skew(timeMs, now)
+            // SPEC §9.12: a pull at `since` acknowledges the pages kept below it;
+            // a resume of the page kept at `since` is served from its bytes.
+            pageCache.acknowledge(agent: agentID, cursor: since, nowMs: now)
+            if let range, let ifRange, let kept = pageCache.page(agent: agentID, since: since, nowMs: now),
+                kept.etag == ifRange
+            {
+                try? store.noteContact(agent: agentID, skewMs: skew, ackedCursor: since, error: nil)
+                return servedRange(kept, range)
+            }
             // A skewed clock is recorded, not refused: a download changes nothing
             // at the hub, and its signed answer is how the agent learns the
             // hub's time and corrects its clock.
@@ -326,12 +342,11 @@ public final class HubService: Sendable {
                 zstdLevel: Compressor.wireLevel)
             metrics.add("ferry_bytes_sent_total", "", Double(sealed.envelope.count))
             pageRatio.observe(estimated: SQLiteHubStore.estimatedSize(body), sealed: sealed.envelope.count)
-            return HubReply(
-                status: 200, contentType: "application/octet-stream", body: sealed.envelope,
-                headers: [
-                    "X-Ferry-Cursor": String(seqTo), "X-Ferry-Head": String(page.head),
-                    "X-Ferry-Remaining": String(page.remaining),
-                ])
+            let pageHeaders = [
+                "X-Ferry-Cursor": String(seqTo), "X-Ferry-Head": String(page.head),
+                "X-Ferry-Remaining": String(page.remaining),
+            ]
+            return keptPage(agent: agentID, since: since, envelope: sealed.envelope, headers: pageHeaders, nowMs: now)
         } catch {
             return refused(error)
         }
