@@ -133,7 +133,12 @@ public struct AgentStatus: Codable, Sendable {
         // service killed a moment ago vouches for nothing.
         let oneOff = try num("oneoff_sync_ms")
         let recentOneOff = oneOff.map { now <= $0 || now - $0 <= staleAfter } ?? false
-        let down = !running && service != "syncing_once" && !recentOneOff
+        // An offline bundle from the hub that left nothing pending and nothing to
+        // download vouches like a one-off sync, for as long (SPEC §12.4).
+        let bundleSync = try num("bundle_sync_ms")
+        let recentBundle = bundleSync.map { now <= $0 || now - $0 <= staleAfter } ?? false
+        let bundleHubMs = try num("bundle_hub_ms")
+        let down = !running && service != "syncing_once" && !recentOneOff && !recentBundle
         var stuck = false
         if lastAttempt == nil && !running {
             problem = "the agent has never synced"
@@ -177,6 +182,10 @@ public struct AgentStatus: Codable, Sendable {
             lines.append(
                 "NOT IN SYNC: this directory is a copy of another PC's agent directory; the hub refuses its \(pending) change(s), which are kept here."
             )
+        } else if inSync && !running && recentBundle && (oneOff ?? 0) < (bundleSync ?? 0) {
+            lines.append(
+                "IN SYNC as of the offline bundle from the hub imported \(ago(bundleSync, now: now)) (the hub made it \(ago(bundleHubMs, now: now))): every change made here had reached the hub, and this copy had all the hub's changes then. Changes made from now on wait for the next bundle or sync."
+            )
         } else if inSync && !running {
             lines.append(
                 "IN SYNC as of the `ferry agent sync` \(ago(oneOff, now: now)): every change made here had reached the hub, and this copy had all the hub's changes. The agent service is not running, so new changes wait until it runs."
@@ -212,6 +221,18 @@ public struct AgentStatus: Codable, Sendable {
             lines.append("Agent service: NOT RUNNING (start it: systemctl start ferry-agent).")
         case .unknown:
             lines.append("Agent service: unknown (cannot read \(home.directory)/agent.lock as this user).")
+        }
+        let bundleExported = try num("last_bundle_export_ms")
+        let bundleImported = try num("last_bundle_import_ms")
+        let bundleSerial = try meta("bundle_serial") ?? "?"
+        let bundleLastSeq = try meta("bundle_last_seq") ?? "?"
+        if let exported = bundleExported {
+            let back = bundleImported.map { "; last bundle from the hub imported \(ago($0, now: now))" } ?? ""
+            lines.append(
+                "Offline bundle: #\(bundleSerial) exported \(ago(exported, now: now)) (changes up to #\(bundleLastSeq))\(back)"
+            )
+        } else if let imported = bundleImported {
+            lines.append("Offline bundle: last bundle from the hub imported \(ago(imported, now: now))")
         }
         lines.append("Last upload acknowledged: \(ago(lastUpload, now: now))")
         lines.append("Last download applied: \(ago(lastDownload, now: now))")

@@ -276,15 +276,17 @@ public final class SyncEngine: Sendable {
 
     /// Freezes the next change set within the byte budget (halving the write
     /// count until the sealed bytes fit), or returns the one already in flight.
-    func freezeNext() throws -> InFlight? {
-        if let f = try store.inFlight() { return f }
+    /// With `alongside`, freezes a new change set even when others are in flight
+    /// (an offline bundle, SPEC §12), and returns nil when nothing is left to freeze.
+    func freezeNext(alongside: Bool = false) throws -> InFlight? {
+        if !alongside, let f = try store.inFlight() { return f }
         let (budgetBytes, writes) = sizing.withLock { ($0.bytes(.upload), $0.writesPerChangeSet) }
         var maxWrites = writes
         for _ in 0..<16 {
             do {
                 let hubKX = try home.hubKeys().kx.id
                 var sealedWrites = 0
-                let frozen = try store.freeze(maxWrites: maxWrites) { body, ctx in
+                let frozen = try store.freeze(maxWrites: maxWrites, alongside: alongside) { body, ctx in
                     let s = try seal(body, ctx, hubKX: hubKX)
                     if s.envelope.count > budgetBytes && body.writes.count > 1 { throw TooBig() }
                     sealedWrites = body.writes.count
@@ -446,8 +448,7 @@ public final class SyncEngine: Sendable {
         }
         let opened: OpenedChangeSet
         do {
-            opened = try Envelope.open(
-                a.body, recipientKeyID: identity.kx.publicKey.id, author: hubSign, key: keys.receive, normalize: false)
+            opened = try openHubPage(a.body)
         } catch {
             if fetched.resumed { throw ResumedPageFailed(description: "\(error)") }
             dropPartial()
@@ -494,6 +495,13 @@ public final class SyncEngine: Sendable {
         return Page(
             writes: n, more: more, applied: opened.header.ack,
             advanced: n > 0 || opened.header.seqTo > since, head: head)
+    }
+
+    /// Opens a page of the hub's stream with the keys pinned at enrollment (SPEC §7.4
+    /// steps 1–17); the sync loop and offline bundles (SPEC §12) open pages here.
+    func openHubPage(_ bytes: [UInt8]) throws(ChangeSetError) -> OpenedChangeSet {
+        try Envelope.open(
+            bytes, recipientKeyID: identity.kx.publicKey.id, author: hubSign, key: keys.receive, normalize: false)
     }
 
     /// Applies the hub's signed notices about quarantined writes (SPEC §8.9): the

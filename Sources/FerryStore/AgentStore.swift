@@ -487,11 +487,16 @@ public final class AgentStore: Sendable {
     /// the same bytes. Returns the existing one when a change set is already in flight.
     /// - Parameter seal: seals the body into an envelope and returns (id, bytes).
     ///   It runs inside the store's transaction and must not call the store.
+    /// - Parameter alongside: freeze the next change set even when others are in
+    ///   flight (an offline bundle carries every pending write, SPEC §12); they
+    ///   are sent, and acknowledged, in sequence.
     public func freeze(
-        maxWrites: Int, seal: (ChangeSetBody, FreezeContext) throws -> (id: [UInt8], envelope: [UInt8])
+        maxWrites: Int, alongside: Bool = false,
+        seal: (ChangeSetBody, FreezeContext) throws -> (id: [UInt8], envelope: [UInt8])
     ) throws -> InFlight? {
         try write { db in
-            if let existing = try Row.fetchOne(db, sql: "SELECT * FROM inflight ORDER BY seq_from LIMIT 1") {
+            if !alongside, let existing = try Row.fetchOne(db, sql: "SELECT * FROM inflight ORDER BY seq_from LIMIT 1")
+            {
                 return Self.inflight(existing)
             }
             var writes: [FieldWrite] = []
@@ -562,8 +567,11 @@ public final class AgentStore: Sendable {
     /// clock. That is safe because no other replica ever accepted them.
     public func unfreeze(restamp: Bool) throws {
         try write { db in
-            if let f = try Row.fetchOne(db, sql: "SELECT seq_from FROM inflight ORDER BY seq_from LIMIT 1") {
-                let from: Int64 = f["seq_from"]
+            // Every change set in flight goes back (an offline bundle may have
+            // frozen several), newest first, so the numbers are reused from the
+            // oldest and a newer frozen or local edit of a field supersedes an older one.
+            let froms = try Int64.fetchAll(db, sql: "SELECT seq_from FROM inflight ORDER BY seq_from DESC")
+            for from in froms {
                 for d in try Data.fetchAll(db, sql: "SELECT record FROM outbox WHERE batch = ?", arguments: [from]) {
                     guard let id = Columns.record(d) else { continue }
                     var merged = try Self.pending(id, batch: from, db)

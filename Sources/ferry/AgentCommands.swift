@@ -18,7 +18,10 @@ struct AgentDir: ParsableArguments {
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent", abstract: "Enroll and run the commune agent.",
-        subcommands: [AgentEnroll.self, AgentRun.self, AgentSync.self, AgentSetHub.self])
+        subcommands: [
+            AgentEnroll.self, AgentRun.self, AgentSync.self, AgentSetHub.self, AgentExportBundle.self,
+            AgentImportBundle.self,
+        ])
 }
 
 struct AgentEnroll: AsyncParsableCommand {

@@ -17,7 +17,7 @@ struct HubCommand: AsyncParsableCommand {
         commandName: "hub", abstract: "Run and operate the provincial hub.",
         subcommands: [
             HubInit.self, HubServe.self, HubToken.self, HubAgents.self, HubRevoke.self, HubCommunes.self,
-            HubUsers.self,
+            HubUsers.self, HubImportBundle.self, HubExportBundle.self,
         ])
 }
 
