@@ -132,7 +132,7 @@ extension HubService {
                 problems: problems.map { ProblemV1(code: $0.code.rawValue, at: $0.at, message: $0.message) })
         }
         try store.publish(.campaign, key: c.id, json: try JSONEncoder().encode(c).map { $0 })
-        try store.noteAction(by: by, action: "campaign.publish", target: c.id, detail: "")
+        try store.noteAction(by: by, action: "campaign.publish", target: c.id, detail: "", record: nil)
         return c
     }
 

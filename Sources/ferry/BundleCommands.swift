@@ -138,12 +138,14 @@ struct HubImportBundle: AsyncParsableCommand {
 
     func run() async throws {
         let service = try bundleService(dir)
+        // Both steps throw only `BundleError` (typed throws).
+        let result = Result { () throws(BundleError) -> HubBundleImport in
+            try service.importBundle(try BundleFile.read(file, maxBytes: OfflineBundleLimits.standard.maxBytes))
+        }
         let r: HubBundleImport
-        do {
-            let bytes = try BundleFile.read(file, maxBytes: OfflineBundleLimits.standard.maxBytes)
-            r = try service.importBundle(bytes)
-        } catch let e as BundleError {
-            try bundleFailure(e, json: json)
+        switch result {
+        case .success(let v): r = v
+        case .failure(let e): try bundleFailure(e, json: json)
         }
         if json {
             try printJSON(r)

@@ -58,7 +58,7 @@ struct BundleEndToEndTests {
         let frozen = try agentStore(a).0.counts()
         #expect(frozen.pendingWrites == 0 && frozen.inFlightWrites == before.pendingWrites, "\(frozen)")
         #expect(try Self.hubWrites(hubStore, agentA).sets == 0, "nothing reaches the hub without the bundle")
-        let onDisk = try #require(FileManager.default.contentsOfFile(atPath: file))
+        let onDisk = try #require(FileManager.default.contents(atPath: file) as Data?)
         #expect(Array(onDisk.prefix(4)) == Array("FRYB".utf8))
 
         // 2. The operator imports it while the hub serves, and another agent syncs meanwhile.
@@ -167,7 +167,7 @@ struct BundleEndToEndTests {
         #expect(foreign.text.contains("wrong_hub") && foreign.text.contains(fpA) && foreign.text.contains(fpB))
 
         // Truncated (the stick pulled out early) and corrupted (a failing stick).
-        let bytes = try #require(FileManager.default.contentsOfFile(atPath: first))
+        let bytes = try #require(FileManager.default.contents(atPath: first))
         let cut = sb.path("cut.ferry")
         try Data(bytes.prefix(bytes.count - 100)).write(to: URL(fileURLWithPath: cut))
         let truncated = try await sb.run(["hub", "import-bundle", cut, "--dir", hub.dir])

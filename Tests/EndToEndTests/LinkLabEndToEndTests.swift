@@ -325,7 +325,8 @@ enum LinkLabRun {
             (try? bStore.meta("hub_more")) == "0" && ((try? bStore.counts().hubCursor) ?? 0) >= head
         }
         t1 = Date()
-        if downloaded && !(try converged(agentDir: b, hub: hubDB)) {
+        let convergedAtT1 = try converged(agentDir: b, hub: hubDB)
+        if downloaded && !convergedAtT1 {
             // Not there after all: time it by the comparison, as before.
             downloaded = try await waitUntil(timeout: 60, interval: 0.5) { try converged(agentDir: b, hub: hubDB) }
             t1 = Date()
