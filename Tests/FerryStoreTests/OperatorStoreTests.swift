@@ -344,6 +344,9 @@ struct OperatorStoreTests {
         #expect(none.items.isEmpty && none.remaining == 0)
         let all = try Self.call(s, "GET", "quarantine", query: ["status": "all"], as: PageV1<QuarantineEntry>.self)
         #expect(all.items.map(\.status) == [QuarantineStatus.fixed, QuarantineStatus.released])
-        #expect(try t.hub.operatorActions(record: nil, limit: 5).map(\.action) == ["quarantine.released", "quarantine.fixed"])
+        #expect(
+            try t.hub.operatorActions(record: nil, limit: 5).map(\.action) == [
+                "quarantine.released", "quarantine.fixed",
+            ])
     }
 }
