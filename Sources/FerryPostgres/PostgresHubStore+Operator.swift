@@ -337,29 +337,12 @@ extension PostgresHubStore {
             let ids = try c.rows(
                 "SELECT id FROM records WHERE form_id = \(id) AND form_version = \(f64) ORDER BY id"
             ).compactMap { RecordID(bytes: try $0.bytes(0)) }
-            var problems: [MigrationProblemV1] = []
-            var count = 0
+            var check = FormMigrationProblems(target: target)
             for rid in ids {
                 guard let view = try Self.hubView(rid, c) else { continue }
-                let values = view.winners.filter { $0.key != deletedField }
-                for (field, v) in values.sorted(by: { $0.key < $1.key }) {
-                    guard let why = target.violation(field: field, value: v) else { continue }
-                    count += 1
-                    if problems.count < 1000 {
-                        problems.append(
-                            MigrationProblemV1(record: rid.description, field: field, value: JSONValue(v), reason: why))
-                    }
-                }
-                for f in target.missingRequired(in: values) {
-                    count += 1
-                    if problems.count < 1000 {
-                        problems.append(
-                            MigrationProblemV1(
-                                record: rid.description, field: f, value: .null,
-                                reason: "'\(f)' is required in v\(to) and empty: fill it in (ferry records edit)"))
-                    }
-                }
+                check.check(rid, values: view.winners.filter { $0.key != deletedField })
             }
+            let (problems, count) = (check.problems, check.count)
             if !dryRun && !ids.isEmpty {
                 let mine = "SELECT id FROM records WHERE form_id = $1 AND form_version = $2"
                 let n =

@@ -126,3 +126,34 @@ public struct OperatorSession: Sendable, Equatable {
         self.expiresMs = expiresMs
     }
 }
+
+/// What migrating records to a new form version would leave invalid, the same
+/// on every backend: each value the target version refuses and each required
+/// field left empty is counted and kept (the first 1,000 listed), never dropped.
+public struct FormMigrationProblems: Sendable {
+    public private(set) var problems: [MigrationProblemV1] = []
+    public private(set) var count = 0
+    let target: FormDefinition
+    static let listed = 1000
+
+    public init(target: FormDefinition) { self.target = target }
+
+    /// Checks one record's current values (deleted marker excluded by the caller).
+    public mutating func check(_ record: RecordID, values: [String: Value]) {
+        for (field, v) in values.sorted(by: { $0.key < $1.key }) {
+            guard let why = target.violation(field: field, value: v) else { continue }
+            note(MigrationProblemV1(record: record.description, field: field, value: JSONValue(v), reason: why))
+        }
+        for f in target.missingRequired(in: values) {
+            note(
+                MigrationProblemV1(
+                    record: record.description, field: f, value: .null,
+                    reason: "'\(f)' is required in v\(target.version) and empty: fill it in (ferry records edit)"))
+        }
+    }
+
+    mutating func note(_ p: MigrationProblemV1) {
+        count += 1
+        if problems.count < Self.listed { problems.append(p) }
+    }
+}

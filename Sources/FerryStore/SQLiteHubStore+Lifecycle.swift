@@ -132,29 +132,12 @@ extension SQLiteHubStore {
                 db, sql: "SELECT id FROM records WHERE form_id = ? AND form_version = ? ORDER BY id",
                 arguments: [id, from]
             ).compactMap(Columns.record)
-            var problems: [MigrationProblemV1] = []
-            var count = 0
+            var check = FormMigrationProblems(target: target)
             for rid in ids {
                 guard let view = try Self.hubView(rid, db) else { continue }
-                let values = view.winners.filter { $0.key != deletedField }
-                for (field, v) in values.sorted(by: { $0.key < $1.key }) {
-                    guard let why = target.violation(field: field, value: v) else { continue }
-                    count += 1
-                    if problems.count < 1000 {
-                        problems.append(
-                            MigrationProblemV1(record: rid.description, field: field, value: JSONValue(v), reason: why))
-                    }
-                }
-                for f in target.missingRequired(in: values) {
-                    count += 1
-                    if problems.count < 1000 {
-                        problems.append(
-                            MigrationProblemV1(
-                                record: rid.description, field: f, value: .null,
-                                reason: "'\(f)' is required in v\(to) and empty: fill it in (ferry records edit)"))
-                    }
-                }
+                check.check(rid, values: view.winners.filter { $0.key != deletedField })
             }
+            let (problems, count) = (check.problems, check.count)
             if !dryRun && !ids.isEmpty {
                 for rid in ids {
                     try db.execute(
