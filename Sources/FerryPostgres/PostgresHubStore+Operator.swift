@@ -426,19 +426,7 @@ extension PostgresHubStore {
             try c.exec("SELECT last FROM hub_clock WHERE id = 1 FOR UPDATE")
             let tx = PostgresHubTransaction(c: c, store: self)
             var clock = try tx.clock()
-            var rng = SystemRandomNumberGenerator()
-            var batches: [RecordBatch] = []
-            for values in rows {
-                let h = clock.now()
-                let rid = RecordID.v7(millis: h.millis, using: &rng)
-                let writes = values.mapValues(AgentStore.normalized).sorted { $0.key < $1.key }.filter {
-                    !$0.value.isNull
-                }.map { FieldWrite(record: rid, field: $0.key, id: WriteID(hlc: h, origin: .hub), value: $0.value) }
-                batches.append(
-                    RecordBatch(
-                        record: rid, scope: RecordScope(formID: form.id, formVersion: form.version, commune: commune),
-                        isNew: true, writes: writes))
-            }
+            let batches = RecordBatch.hubCreated(rows, form: form, commune: commune, clock: &clock)
             _ = try tx.merge(batches, changeSet: nil, atMillis: now)
             try tx.save(clock: clock)
             // An import made again on purpose (`--again`) notes the latest one.

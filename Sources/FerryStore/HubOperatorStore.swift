@@ -157,3 +157,24 @@ public struct FormMigrationProblems: Sendable {
         if problems.count < Self.listed { problems.append(p) }
     }
 }
+
+extension RecordBatch {
+    /// New records the hub itself writes from rows (a CSV import at the hub):
+    /// one tick of the hub's clock per record, every field stamped with it,
+    /// values normalised as an agent would, nulls left out. The same on every backend.
+    public static func hubCreated(
+        _ rows: [[String: Value]], form: FormDefinition, commune: String, clock: inout HybridLogicalClock
+    ) -> [RecordBatch] {
+        var rng = SystemRandomNumberGenerator()
+        return rows.map { values in
+            let h = clock.now()
+            let rid = RecordID.v7(millis: h.millis, using: &rng)
+            let writes = values.mapValues(AgentStore.normalized).sorted { $0.key < $1.key }.filter {
+                !$0.value.isNull
+            }.map { FieldWrite(record: rid, field: $0.key, id: WriteID(hlc: h, origin: .hub), value: $0.value) }
+            return RecordBatch(
+                record: rid, scope: RecordScope(formID: form.id, formVersion: form.version, commune: commune),
+                isNew: true, writes: writes)
+        }
+    }
+}

@@ -219,19 +219,7 @@ extension SQLiteHubStore {
         return try write { db in
             let tx = SQLiteHubTransaction(db: db, store: self)
             var c = try tx.clock()
-            var rng = SystemRandomNumberGenerator()
-            var batches: [RecordBatch] = []
-            for values in rows {
-                let h = c.now()
-                let rid = RecordID.v7(millis: h.millis, using: &rng)
-                let writes = values.mapValues(AgentStore.normalized).sorted { $0.key < $1.key }.filter {
-                    !$0.value.isNull
-                }.map { FieldWrite(record: rid, field: $0.key, id: WriteID(hlc: h, origin: .hub), value: $0.value) }
-                batches.append(
-                    RecordBatch(
-                        record: rid, scope: RecordScope(formID: form.id, formVersion: form.version, commune: commune),
-                        isNew: true, writes: writes))
-            }
+            let batches = RecordBatch.hubCreated(rows, form: form, commune: commune, clock: &c)
             _ = try tx.merge(batches, changeSet: nil, atMillis: now)
             try tx.save(clock: c)
             try db.execute(
