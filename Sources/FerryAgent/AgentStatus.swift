@@ -51,6 +51,11 @@ public struct AgentStatus: Codable, Sendable {
     public var hubConflictsOpen: Int?
     /// Values the hub refused from this PC, with the reason (newest first).
     public var quarantined: [LocalQuarantine]
+    /// Open conflicts on this commune's records as the hub last listed them
+    /// (SPEC §9.13), when it has: the count, the first of them, and when.
+    public var communeConflictsOpen: Int?
+    public var communeConflicts: [LocalConflict]
+    public var communeConflictsCheckedMs: UInt64?
 
     /// A sync that ended longer ago than this no longer vouches for "in sync"
     /// when no agent service runs (3 intervals, at least 2 minutes).
@@ -93,6 +98,9 @@ public struct AgentStatus: Codable, Sendable {
         let requestStarted = try num("request_started_ms")
         let conflictsOpen = try meta("hub_conflicts_open").flatMap { Int($0) }
         let quarantined = (try? store.quarantined(limit: 50)) ?? []
+        let communeConflictsOpen = try meta("commune_conflicts_open").flatMap { Int($0) }
+        let communeConflicts = (try? store.hubConflicts(limit: 50)) ?? []
+        let communeConflictsChecked = try num("commune_conflicts_ms")
         let name =
             (try? store.catalog(.commune, as: Commune.self))?.first { $0.code == config.commune }?.name
             ?? config.commune
@@ -251,6 +259,12 @@ public struct AgentStatus: Codable, Sendable {
         if !quarantined.isEmpty {
             lines.append("Values the hub refused (quarantined): \(quarantined.count); see the entry page or the log.")
         }
+        if let n = communeConflictsOpen, n > 0 {
+            let first = communeConflicts.first.map { "; first: record \($0.record), field \($0.field)" } ?? ""
+            lines.append(
+                "Open conflicts on this commune's records: \(n) (the hub operator chooses the value; nothing to do here\(first)). As of \(ago(communeConflictsChecked, now: now))."
+            )
+        }
         if let what = requestWhat, let started = requestStarted {
             if now < started || now - started < staleAfter {
                 lines.append(
@@ -278,7 +292,8 @@ public struct AgentStatus: Codable, Sendable {
             hubHead: head, changesBehind: behind, requestInProgress: requestWhat, requestStartedMs: requestStarted,
             lastError: error, lastErrorKind: errorKind?.description, lastErrorMs: errorMs, nextAttemptMs: nextAttempt,
             service: service, servicePid: servicePid, serviceSinceMs: serviceSince, hubConflictsOpen: conflictsOpen,
-            quarantined: quarantined)
+            quarantined: quarantined, communeConflictsOpen: communeConflictsOpen, communeConflicts: communeConflicts,
+            communeConflictsCheckedMs: communeConflictsChecked)
     }
 
     /// What a person should do about an error of `kind`.

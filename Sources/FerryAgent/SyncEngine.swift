@@ -227,6 +227,10 @@ public final class SyncEngine: Sendable {
                     break
                 }
             }
+            if uploaded && downloaded {
+                await refreshCommuneConflicts(
+                    roundMovedWrites: report.uploadedWrites > 0 || report.downloadedWrites > 0)
+            }
             let counts = try store.counts()
             report.hubCursor = counts.hubCursor
             report.pendingWrites = counts.pendingWrites + counts.inFlightWrites

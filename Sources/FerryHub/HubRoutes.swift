@@ -13,6 +13,7 @@ public enum HubRoutes {
         ("POST", "/v1/enroll"),
         ("POST", "/v1/changesets"),
         ("GET", "/v1/changes"),
+        ("GET", "/v1/conflicts"),
         ("GET", "/v1/ops/status"),
         ("GET", "/v1/ops/agents"),
         ("POST", "/v1/ops/agents/{id}/revoke"),

@@ -84,6 +84,20 @@ public enum HubServer {
             }
             return reply(r)
         }
+        // SPEC §9.13: the open conflicts on the signing agent's commune, sealed for it.
+        router.get("/v1/conflicts") { request, _ in
+            var headers: [String: String] = [:]
+            for f in request.headers where headers[f.name.canonicalName] == nil {
+                headers[f.name.canonicalName] = f.value
+            }
+            let signed: SignedAgentHeaders
+            do throws(RequestError) {
+                signed = try SignedAgentHeaders.parse(headers, what: "a conflict list request needs")
+            } catch {
+                return reply(.error(400, code: error.code.rawValue, error.message))
+            }
+            return reply(try await blocking { service.communeConflicts(signed) })
+        }
         let ops = router.group("/v1/ops").add(middleware: OperatorAuthenticator(access: service.access))
         for method in [HTTPRequest.Method.get, .post] {
             ops.on("**", method: method) { request, context in

@@ -289,21 +289,14 @@ public final class HubService: Sendable {
         // The signature covers what the agent asked for; the hub then applies its own bounds.
         let maxBytes = Int(min(max(requested, 4096), UInt64(limits.maxEnvelopeBytes / 2)))
         do {
-            guard let agent = try store.agent(id: agentID) else {
-                return .error(
-                    401, code: "unknown_agent", "agent \(agentID) is not enrolled here: enroll it with a new token")
-            }
-            guard agent.isActive else {
-                return .error(403, code: "revoked", "agent \(agentID) was revoked: re-enroll with a new token")
-            }
-            let key = try SigningPublicKey(bytes: agent.signPublicKey)
-            guard
-                key.verify(
-                    signature: sig,
-                    of: PullAuth.message(agent: agentID, since: since, maxBytes: requested, timeMs: timeMs))
-            else {
-                return .error(
-                    401, code: "bad_signature", "the pull request's signature does not match agent \(agentID)'s key")
+            let agent: AgentInfo
+            switch try signedAgent(
+                agentID, signature: sig,
+                message: PullAuth.message(agent: agentID, since: since, maxBytes: requested, timeMs: timeMs),
+                what: "pull request")
+            {
+            case .success(let a): agent = a
+            case .failure(let refusal): return refusal.reply
             }
             let now = store.nowMillis()
             let skew = Self.skew(timeMs, now)
@@ -350,6 +343,36 @@ public final class HubService: Sendable {
         } catch {
             return refused(error)
         }
+    }
+
+    /// A refusal of a signed agent request, as a reply.
+    struct AgentRefusal: Error {
+        var reply: HubReply
+    }
+
+    /// The enrolled, active agent `id` whose key signed `message` (SPEC §9.4, §9.13),
+    /// or the typed refusal: 401 `unknown_agent`, 403 `revoked`, 401 `bad_signature`.
+    func signedAgent(_ id: String, signature: [UInt8], message: [UInt8], what: String) throws -> Result<
+        AgentInfo, AgentRefusal
+    > {
+        guard let agent = try store.agent(id: id) else {
+            return .failure(
+                AgentRefusal(
+                    reply: .error(
+                        401, code: "unknown_agent", "agent \(id) is not enrolled here: enroll it with a new token")))
+        }
+        guard agent.isActive else {
+            return .failure(
+                AgentRefusal(
+                    reply: .error(403, code: "revoked", "agent \(id) was revoked: re-enroll with a new token")))
+        }
+        guard try SigningPublicKey(bytes: agent.signPublicKey).verify(signature: signature, of: message) else {
+            return .failure(
+                AgentRefusal(
+                    reply: .error(
+                        401, code: "bad_signature", "the \(what)'s signature does not match agent \(id)'s key")))
+        }
+        return .success(agent)
     }
 
     /// `theirs − ours` in milliseconds, clamped to Int64 (an agent may send any 64-bit time).

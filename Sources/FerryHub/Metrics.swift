@@ -38,7 +38,7 @@ final class HubMetrics: Sendable {
             "ferry_changesets_received_total", "ferry_bytes_received_total", "ferry_writes_merged_total",
             "ferry_writes_quarantined_total", "ferry_enrollments_total", "ferry_pulls_total", "ferry_bytes_sent_total",
             "ferry_internal_errors_total", "ferry_operator_logins_failed_total", "ferry_pull_ranges_total",
-            "ferry_pull_range_skipped_bytes_total",
+            "ferry_pull_range_skipped_bytes_total", "ferry_conflict_lists_total", "ferry_conflict_list_refusals_total",
         ] {
             add(n, "", 0)
         }

@@ -264,6 +264,62 @@ public enum OpenAPIDocument {
         "security": []
       }
     },
+    "/v1/conflicts": {
+      "get": {
+        "summary": "The open conflicts on the signing agent's commune, sealed for it (SPEC §9.13)",
+        "operationId": "get_v1_conflicts",
+        "responses": {
+          "200": {
+            "description": "nonce (24 bytes) followed by the XChaCha20-Poly1305 ciphertext of a CommuneConflictsV1 JSON document",
+            "content": {
+              "application/octet-stream": {
+                "schema": {
+                  "type": "string",
+                  "format": "binary"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "A typed refusal (SPEC §9)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "parameters": [
+          {
+            "name": "X-Ferry-Agent",
+            "in": "header",
+            "required": false,
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "X-Ferry-Time",
+            "in": "header",
+            "required": false,
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "X-Ferry-Signature",
+            "in": "header",
+            "required": false,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "security": []
+      }
+    },
     "/v1/ops/status": {
       "get": {
         "summary": "Totals, agents and the communes that need attention",

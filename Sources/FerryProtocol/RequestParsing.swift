@@ -52,18 +52,14 @@ public struct PullRequestV1: Sendable, Equatable {
     ///   - headers: header values by lower-case name (`x-ferry-agent`, `x-ferry-time`, `x-ferry-signature`).
     /// - Throws: ``RequestError`` `bad_request` naming the missing or malformed parameter.
     public static func parse(query: [String: String], headers: [String: String]) throws(RequestError) -> PullRequestV1 {
-        guard let sinceText = query["since"], let agent = headers["x-ferry-agent"],
-            let timeText = headers["x-ferry-time"], let sigText = headers["x-ferry-signature"]
-        else {
+        guard let sinceText = query["since"] else {
             throw RequestError(
                 .badRequest, "a pull needs since, X-Ferry-Agent, X-Ferry-Time and X-Ferry-Signature")
         }
+        let signed = try SignedAgentHeaders.parse(headers, what: "a pull needs since,")
         // SPEC §9.4: numbers are decimal ASCII in the 64-bit ranges the signature covers.
         guard let since = decimal(sinceText) else {
             throw RequestError(.badRequest, "since must be a whole number from 0 to \(UInt64.max)")
-        }
-        guard let time = decimal(timeText) else {
-            throw RequestError(.badRequest, "X-Ferry-Time must be Unix milliseconds, a whole number")
         }
         var maxBytes: UInt64?
         if let text = query["max_bytes"] {
@@ -75,13 +71,9 @@ public struct PullRequestV1: Sendable, Equatable {
             }
             maxBytes = b
         }
-        guard !agent.isEmpty, agent.utf8.count <= maxAgentIDBytes else {
-            throw RequestError(.badRequest, "X-Ferry-Agent must be an agent id of 1 to \(maxAgentIDBytes) bytes")
-        }
-        guard let sig = unhex(sigText), sig.count == 64 else {
-            throw RequestError(.badRequest, "X-Ferry-Signature must be 128 hex digits (an Ed25519 signature)")
-        }
-        return PullRequestV1(agentID: agent, since: since, maxBytes: maxBytes, timeMs: time, signature: sig)
+        return PullRequestV1(
+            agentID: signed.agentID, since: since, maxBytes: maxBytes, timeMs: signed.timeMs,
+            signature: signed.signature)
     }
 
     /// Decimal ASCII digits only (no sign, no spaces), within UInt64.
@@ -90,6 +82,40 @@ public struct PullRequestV1: Sendable, Equatable {
             return nil
         }
         return UInt64(text)
+    }
+}
+
+/// The headers every signed agent request carries (SPEC §9.4, §9.13):
+/// `X-Ferry-Agent`, `X-Ferry-Time` and `X-Ferry-Signature`, parsed and
+/// bounded; nothing in them is authenticated yet.
+public struct SignedAgentHeaders: Sendable, Equatable {
+    public var agentID: String
+    /// The agent's clock, Unix ms.
+    public var timeMs: UInt64
+    /// 64 bytes.
+    public var signature: [UInt8]
+
+    /// - Parameters:
+    ///   - headers: header values by lower-case name.
+    ///   - what: how the refusal naming missing headers starts, e.g. "a pull needs since,".
+    /// - Throws: ``RequestError`` `bad_request` naming the missing or malformed header.
+    public static func parse(_ headers: [String: String], what: String) throws(RequestError) -> SignedAgentHeaders {
+        guard let agent = headers["x-ferry-agent"], let timeText = headers["x-ferry-time"],
+            let sigText = headers["x-ferry-signature"]
+        else {
+            throw RequestError(.badRequest, "\(what) X-Ferry-Agent, X-Ferry-Time and X-Ferry-Signature")
+        }
+        guard let time = PullRequestV1.decimal(timeText) else {
+            throw RequestError(.badRequest, "X-Ferry-Time must be Unix milliseconds, a whole number")
+        }
+        guard !agent.isEmpty, agent.utf8.count <= PullRequestV1.maxAgentIDBytes else {
+            throw RequestError(
+                .badRequest, "X-Ferry-Agent must be an agent id of 1 to \(PullRequestV1.maxAgentIDBytes) bytes")
+        }
+        guard let sig = unhex(sigText), sig.count == 64 else {
+            throw RequestError(.badRequest, "X-Ferry-Signature must be 128 hex digits (an Ed25519 signature)")
+        }
+        return SignedAgentHeaders(agentID: agent, timeMs: time, signature: sig)
     }
 }
 

@@ -111,6 +111,7 @@ public final class AgentStore: Sendable {
                     """)
         }
         migrateQuarantine(&m)
+        migrateConflicts(&m)
         return m
     }
 

@@ -96,6 +96,10 @@ public final class SQLiteHubStore: Sendable {
         Self.migrateOperator(&m)
         registerSessionMigrations(&m)
         registerOperatorLogMigration(&m)
+        // SPEC §9.13: an agent's conflict list reads its commune's conflicts in key order.
+        m.registerMigration("v6-conflicts-by-commune") { db in
+            try db.execute(sql: "CREATE INDEX conflicts_commune ON conflicts(commune, record, field, kind)")
+        }
         return m
     }
 

@@ -1,5 +1,7 @@
 import FerryAgent
 import FerryCore
+import FerryCrypto
+import FerryProtocol
 import FerryStore
 import Foundation
 import Testing
@@ -176,6 +178,109 @@ import Testing
         // Every record appears on exactly one page.
         let ids = try agentStore(a).0.records(limit: 1000, includeDeleted: true).map(\.id.description)
         #expect(ids.allSatisfy { first.contains("/records/\($0)\"") != second.contains("/records/\($0)\"") })
+    }
+
+    /// Issue 12 item 2, SPEC §9.13: a conflict on one of the commune's records
+    /// shows on that commune's PC with the competing values (status, home
+    /// page, the record's page in Chromium), not on another commune's, and
+    /// goes away when the hub operator resolves it.
+    @Test func theCommunesOpenConflictShowsOnItsPCWithTheValuesUntilTheOperatorResolvesIt() async throws {
+        let chromium = try Chromium.find()
+        let sb = try Sandbox("entry-conflicts")
+        defer { sb.close() }
+        let hub = try await sb.serveHub(dir: try await sb.initHub())
+        let a = try await sb.enrollAgent("a", hub: hub, commune: Self.commune)
+        let b = try await sb.enrollAgent("b", hub: hub, commune: "23272")
+        let rid = try await sb.ok([
+            "records", "add", "owner_name=Trần Văn Đức", "owner_id=068123456789", "status=draft", "--dir", a,
+        ]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try await sb.ok(["agent", "sync", "--dir", a])
+        // The hub operator and the clerk change status without seeing each other.
+        try await sb.ok(["records", "edit", rid, "status=needs_fix", "--at-hub", "--hub-dir", hub.dir])
+        try await sb.ok(["records", "edit", rid, "status=verified", "--dir", a])
+        try await sb.ok(["agent", "sync", "--dir", a])
+        try await sb.ok(["agent", "sync", "--dir", b])
+        try #require(try hubStore(hub.dir).totals()["conflicts"] == 1, "the test needs one open conflict")
+
+        let mine = try decodeJSON(AgentStatus.self, try await sb.run(["status", "--dir", a, "--json"]).out)
+        #expect(mine.communeConflictsOpen == 1 && mine.communeConflicts.count == 1, "\(mine.summary)")
+        let k = try #require(mine.communeConflicts.first)
+        #expect(k.record == rid && k.field == "status" && k.kind == "concurrent_writes")
+        #expect(Set(k.sides.map(\.value)) == ["needs_fix", "verified"], "\(k.sides)")
+        #expect(Set(k.sides.map(\.origin)).contains("hub"))
+        #expect(mine.summary.contains("Open conflicts on this commune's records: 1"), "\(mine.summary)")
+        let theirs = try decodeJSON(AgentStatus.self, try await sb.run(["status", "--dir", b, "--json"]).out)
+        #expect(theirs.communeConflictsOpen == 0 && theirs.communeConflicts.isEmpty, "\(theirs.summary)")
+        #expect(!theirs.summary.contains("Open conflicts on this commune"))
+
+        // The hub refuses an unsigned, unknown or mis-signed request before any work.
+        let home = AgentHome(directory: a)
+        let agentID = try home.config().agentID
+        let t = SystemClock().nowMillis()
+        let good = hex(try home.identity().signing.sign(ConflictsAuth.message(agent: agentID, timeMs: t)))
+        try await withHubClient(hub.url) { http in
+            let cases: [([String: String], Int, String)] = [
+                ([:], 400, "bad_request"),
+                (["X-Ferry-Agent": agentID, "X-Ferry-Time": "x", "X-Ferry-Signature": good], 400, "bad_request"),
+                (
+                    ["X-Ferry-Agent": "a-nobody", "X-Ferry-Time": String(t), "X-Ferry-Signature": good], 401,
+                    "unknown_agent"
+                ),
+                (
+                    ["X-Ferry-Agent": agentID, "X-Ferry-Time": String(t + 1), "X-Ferry-Signature": good], 401,
+                    "bad_signature"
+                ),
+            ]
+            for (headers, status, code) in cases {
+                let r = try await http.send(.GET, "/v1/conflicts", headers: headers)
+                #expect(r.status == status && r.error?.code == code, "\(headers): \(r.status) \(r.error?.code ?? "")")
+            }
+            // The signed request gets a sealed answer: no value readable on the wire.
+            let r = try await http.send(
+                .GET, "/v1/conflicts",
+                headers: ["X-Ferry-Agent": agentID, "X-Ferry-Time": String(t), "X-Ferry-Signature": good])
+            #expect(r.status == 200)
+            let wire = String(decoding: r.body, as: UTF8.self)
+            #expect(!wire.contains("needs_fix") && !wire.contains(rid), "the answer is sealed")
+        }
+
+        let agent = try sb.start(["agent", "run", "--dir", a, "--interval", "0.5", "--page-port", "0"], name: "agent")
+        defer { sb.kill9(agent) }
+        var base = ""
+        _ = try await waitUntil(timeout: 30) {
+            base =
+                (try? String(contentsOfFile: a + "/page.url", encoding: .utf8))?.trimmingCharacters(
+                    in: .whitespacesAndNewlines) ?? ""
+            return !base.isEmpty || !agent.isRunning
+        }
+        #expect(base.hasPrefix("http://127.0.0.1:"), "page.url: \(base) \(sb.log("agent"))")
+        if base.hasSuffix("/") { base.removeLast() }
+        let homePage = try await chromium.dom("\(base)/", sandbox: sb)
+        #expect(
+            homePage.contains("id=\"conflict-list\"") && homePage.contains("/records/\(rid)"),
+            "\(homePage.prefix(2000))")
+        #expect(
+            homePage.contains("“needs_fix” (cán bộ tỉnh / hub operator)")
+                && homePage.contains("“verified” (máy này / this PC)"))
+        #expect(homePage.contains("<b id=\"conflicts\">1</b>"))
+        let recordPage = try await chromium.dom("\(base)/records/\(rid)", sandbox: sb)
+        #expect(recordPage.contains("id=\"conflict.status\"") && recordPage.contains("“needs_fix”"))
+        #expect(!recordPage.contains("id=\"conflict.owner_name\""), "only the conflicted field is marked")
+        let shot =
+            (ProcessInfo.processInfo.environment["FERRY_SCREENSHOT_DIR"].map { $0 + "/" } ?? sb.root + "/")
+            + "entry-conflicts.png"
+        try await chromium.screenshot("\(base)/", to: shot, sandbox: sb)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: shot)).starts(with: [0x89, 0x50, 0x4E, 0x47]))
+
+        // The operator resolves it; the resolution reaches the PC as a write and the list empties.
+        try await sb.ok(["conflicts", "resolve", rid, "status", "--value", "verified", "--hub-dir", hub.dir])
+        let (replica, _) = try agentStore(a)
+        let cleared = try await waitUntil(timeout: 30) {
+            try replica.meta("commune_conflicts_open") == "0" && replica.hubConflicts().isEmpty
+        }
+        #expect(cleared, "the PC still shows the conflict: \(sb.log("agent").suffix(800))")
+        let after = try await chromium.dom("\(base)/", sandbox: sb)
+        #expect(!after.contains("id=\"conflict-list\"") && after.contains("<b id=\"conflicts\">0</b>"))
     }
 
     static let formHeaders = ["Content-Type": "application/x-www-form-urlencoded"]

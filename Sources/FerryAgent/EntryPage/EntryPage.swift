@@ -133,6 +133,11 @@ final class EntryPage: Sendable {
         for q in (id.flatMap { try? store.quarantined(record: $0) } ?? []) where refused[q.field] == nil {
             refused[q.field] = q
         }
+        // SPEC §9.13: a conflict the hub holds on a field stands next to it, with the values.
+        var conflicted: [String: LocalConflict] = [:]
+        for k in (id.flatMap { try? store.hubConflicts(record: $0) } ?? []) where conflicted[k.field] == nil {
+            conflicted[k.field] = k
+        }
         let fields: [[String: Any]] = f.fields.map { spec in
             let value = input[spec.name] ?? ""
             var c: [String: Any] = [
@@ -144,6 +149,12 @@ final class EntryPage: Sendable {
                 c["refused"] =
                     "Máy chủ tỉnh đã từ chối giá trị “\(q.value)” / The hub refused “\(q.value)”: \(q.reason). "
                     + "Hãy nhập lại giá trị đúng, hoặc chờ cán bộ tỉnh sửa / Enter the right value, or wait for the hub operator's fix."
+            }
+            if let k = conflicted[spec.name] {
+                let values = k.sides.filter { $0.field == spec.name }.map { "“\($0.value)”" }.joined(separator: ", ")
+                c["conflict"] =
+                    "Xung đột / Conflict: \(values.isEmpty ? "hồ sơ bị xoá ở nơi khác / the record was deleted elsewhere" : values). "
+                    + "Cán bộ tỉnh sẽ chọn giá trị / The hub operator will choose the value."
             }
             let choices: [String]? =
                 spec.choices ?? (spec.type == .bool ? ["true", "false"] : nil)

@@ -57,12 +57,39 @@ struct EntryPageViews: Sendable {
             "hasQuarantined": !s.quarantined.isEmpty,
         ]
         if let n = s.hubConflictsOpen {
+            c["provinceConflicts"] = String(n)
+            c["hasProvinceConflicts"] = true
+        }
+        if let n = s.communeConflictsOpen {
             c["conflicts"] = String(n)
             c["hasConflicts"] = true
+            c["conflictsChecked"] = AgentStatus.ago(s.communeConflictsCheckedMs, now: now)
+            c["conflictList"] = s.communeConflicts.map { conflictContext($0, agent: s.agentId) }
+            c["conflictsListed"] = !s.communeConflicts.isEmpty
+            if n > s.communeConflicts.count { c["conflictsMore"] = String(n - s.communeConflicts.count) }
         }
         if let p = s.problem { c["problem"] = p }
         if let a = s.advice { c["advice"] = a }
         return c
+    }
+
+    /// One conflict in plain words: what happened, and each competing value with who wrote it.
+    static func conflictContext(_ k: LocalConflict, agent: String) -> [String: Any] {
+        let what =
+            k.kind == "edit_vs_delete"
+            ? "sửa hồ sơ đã bị xoá / edited while deleted elsewhere"
+            : "hai giá trị ghi cùng lúc / two values written at once"
+        let sides = k.sides.map { side -> [String: Any] in
+            let who =
+                side.origin == agent
+                ? "máy này / this PC" : side.origin == "hub" ? "cán bộ tỉnh / hub operator" : "máy \(side.origin)"
+            let value =
+                side.field == "_deleted" ? (side.value == "true" ? "xoá / delete" : "khôi phục / undelete") : side.value
+            return ["value": value, "who": who]
+        }
+        return [
+            "record": k.record, "short": String(k.record.prefix(13)), "field": k.field, "what": what, "sides": sides,
+        ]
     }
 
     static let layout = """
@@ -107,7 +134,11 @@ struct EntryPageViews: Sendable {
         <div>Chờ gửi / Pending: <b id="pending">{{pending}}</b> ·
         Lần cuối liên lạc máy chủ / Hub last reached: <b>{{lastContact}}</b> ·
         Gửi được lần cuối / Last upload acknowledged: {{lastUpload}} · Hồ sơ / Records: {{records}}</div>
-        {{#hasConflicts}}<div>Xung đột đang mở (toàn tỉnh, cán bộ tỉnh giải quyết) / Open conflicts (province, resolved by the hub operator): <b>{{conflicts}}</b></div>{{/hasConflicts}}
+        {{#hasConflicts}}<div>Xung đột trên hồ sơ của xã (cán bộ tỉnh chọn giá trị, ở đây không cần làm gì) / Open conflicts on this commune's records (the hub operator chooses the value; nothing to do here): <b id="conflicts">{{conflicts}}</b> <span class="rules">(kiểm tra / checked {{conflictsChecked}})</span></div>
+        {{#conflictsListed}}<table id="conflict-list"><tr><th>Hồ sơ / Record</th><th>Trường / Field</th><th>Chuyện gì / What happened</th><th>Các giá trị / Competing values</th></tr>
+        {{#conflictList}}<tr><td><a href="/records/{{record}}">{{short}}</a></td><td>{{field}}</td><td>{{what}}</td><td>{{#sides}}“{{value}}” ({{who}})<br>{{/sides}}</td></tr>{{/conflictList}}
+        </table>{{#conflictsMore}}<div class="rules">… và / and {{conflictsMore}} nữa / more</div>{{/conflictsMore}}{{/conflictsListed}}{{/hasConflicts}}
+        {{^hasConflicts}}{{#hasProvinceConflicts}}<div>Xung đột đang mở (toàn tỉnh) / Open conflicts (whole province): {{provinceConflicts}}</div>{{/hasProvinceConflicts}}{{/hasConflicts}}
         {{#problem}}<div class="problem">Vấn đề / Problem: {{problem}}{{#advice}}<br>Cần làm / What to do: {{advice}}{{/advice}}</div>{{/problem}}
         {{#hasQuarantined}}
         <div><b>Giá trị bị máy chủ từ chối / Values the hub refused (quarantined):</b></div>
@@ -151,6 +182,7 @@ struct EntryPageViews: Sendable {
             <div class="rules">{{rules}}</div>
             {{#error}}<div class="err" id="err.{{name}}">{{error}}</div>{{/error}}
             {{#refused}}<div class="err refused" id="refused.{{name}}">{{refused}}</div>{{/refused}}
+            {{#conflict}}<div class="err conflict" id="conflict.{{name}}">{{conflict}}</div>{{/conflict}}
             {{/fields}}
             <button type="submit">Lưu / Save</button>
             </form>
