@@ -56,9 +56,10 @@ struct OperatorAuthenticator: AuthenticatorMiddleware {
 }
 
 /// Accounts, sessions and one-time login links of the hub's operators.
-/// Sessions live in the store (only a digest of their id), so a restarted
-/// hub, or another hub process on the same database, keeps an operator
-/// signed in; login links (two minutes, one use) stay in this process.
+/// Sessions and login links (two minutes, one use) live in the store (only a
+/// digest of their secret), so a restarted hub, or another hub process on the
+/// same database, keeps an operator signed in and honours a link another
+/// process made.
 public final class OperatorAccess: Sendable {
     static let sessionCookie = "ferry_session"
     static let sessionTTL: UInt64 = 8 * 3_600_000
@@ -69,8 +70,6 @@ public final class OperatorAccess: Sendable {
     let bootstrapToken: String
     let cost: PasswordHash.Cost
     let now: @Sendable () -> UInt64
-
-    private let links = Mutex<[String: (name: String, expiresMs: UInt64)]>([:])
 
     init(
         store: any OperatorAccountStore & Sendable, bootstrapToken: String, cost: PasswordHash.Cost,
@@ -163,21 +162,26 @@ public final class OperatorAccess: Sendable {
         try? store.deleteOperatorSession(idHash: Self.sessionHash(id))
     }
 
+    /// Digest under which a login link is stored: another domain than sessions,
+    /// so a link's secret never works as a session cookie.
+    static func linkHash(_ secret: String) -> [UInt8] { digest(Array(("ferry-console-link:" + secret).utf8)) }
+
     /// A one-time login link secret for `identity`, valid for two minutes.
-    func loginLink(for identity: OperatorIdentity) -> String {
+    /// - Throws: when the store cannot keep it.
+    func loginLink(for identity: OperatorIdentity) throws -> String {
         let secret = hex(randomBytes(24))
-        let t = now()
-        links.withLock { l in
-            l = l.filter { $0.value.expiresMs > t }
-            if l.count < 1000 { l[secret] = (identity.name, t + Self.loginLinkTTL) }
-        }
+        try store.addOperatorSession(
+            OperatorSession(
+                idHash: Self.linkHash(secret), name: identity.name, role: identity.role, csrf: "",
+                expiresMs: now() + Self.loginLinkTTL), keep: Self.maxSessions)
         return secret
     }
 
-    /// Redeems a login link (once): the identity it was made for.
+    /// Redeems a login link (once, whichever hub process made it): the identity it was made for.
     func redeem(link secret: String) -> OperatorIdentity? {
-        let t = now()
-        guard let l = links.withLock({ $0.removeValue(forKey: secret) }), l.expiresMs > t else { return nil }
+        guard secret.utf8.count <= 128, let l = try? store.takeOperatorSession(idHash: Self.linkHash(secret)) else {
+            return nil
+        }
         if l.name == "admin" { return OperatorIdentity(name: "admin", role: .admin) }
         guard let a = try? store.operatorAccount(name: l.name), !a.disabled else { return nil }
         return OperatorIdentity(name: a.name, role: a.role)

@@ -113,7 +113,7 @@ extension HubService {
             let t = try access.issueToken(name: path[1], label: req.label ?? "cli", days: req.days ?? 90)
             return .json(200, UserTokenResponse(user: path[1], token: t.token, expiresMs: t.expiresMs))
         case ("POST", 1, "login-links"):
-            let secret = access.loginLink(for: who)
+            let secret = try access.loginLink(for: who)
             return .json(
                 200,
                 LoginLinkResponse(

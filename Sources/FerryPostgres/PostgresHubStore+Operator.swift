@@ -577,4 +577,22 @@ extension PostgresHubStore {
     public func deleteOperatorSession(idHash: [UInt8]) throws {
         try transact { c in try c.exec("DELETE FROM operator_sessions WHERE hash = \(ByteBuffer(idHash))") }
     }
+
+    public func takeOperatorSession(idHash: [UInt8]) throws -> OperatorSession? {
+        // DELETE … RETURNING: of two hub processes taking it at once, the second
+        // waits on the row lock and then finds nothing.
+        try transact { c in
+            try c.one(
+                """
+                DELETE FROM operator_sessions WHERE hash = \(ByteBuffer(idHash))
+                RETURNING name, role, csrf, expires_ms
+                """
+            ).flatMap { row -> OperatorSession? in
+                let s = OperatorSession(
+                    idHash: idHash, name: try row.string(0), role: OperatorRole(rawValue: try row.string(1)) ?? .viewer,
+                    csrf: try row.string(2), expiresMs: try row.u64(3))
+                return s.expiresMs > nowMillis() ? s : nil
+            }
+        }
+    }
 }

@@ -98,6 +98,10 @@ public protocol OperatorAccountStore: Sendable {
     /// The unexpired session with this id digest.
     func operatorSession(idHash: [UInt8]) throws -> OperatorSession?
     func deleteOperatorSession(idHash: [UInt8]) throws
+    /// Removes the session with this id digest and returns it when it was
+    /// unexpired, atomically: of two hub processes taking it at once, one gets
+    /// it (one-time login links).
+    func takeOperatorSession(idHash: [UInt8]) throws -> OperatorSession?
 }
 
 extension SQLiteHubStore: OperatorAccountStore {
@@ -163,6 +167,22 @@ extension SQLiteHubStore: OperatorAccountStore {
 
     public func deleteOperatorSession(idHash: [UInt8]) throws {
         try write { db in try db.execute(sql: "DELETE FROM operator_sessions WHERE hash = ?", arguments: [Data(idHash)])
+        }
+    }
+
+    public func takeOperatorSession(idHash: [UInt8]) throws -> OperatorSession? {
+        // One write transaction: SQLite runs one writer at a time, so the read and
+        // the delete cannot interleave with another process's.
+        let now = Int64(clamping: nowMillis())
+        return try write { db in
+            let row = try Row.fetchOne(
+                db, sql: "SELECT * FROM operator_sessions WHERE hash = ?", arguments: [Data(idHash)])
+            guard let row else { return nil }
+            try db.execute(sql: "DELETE FROM operator_sessions WHERE hash = ?", arguments: [Data(idHash)])
+            guard (row["expires_ms"] as Int64) > now else { return nil }
+            return OperatorSession(
+                idHash: idHash, name: row["name"], role: OperatorRole(rawValue: row["role"]) ?? .viewer,
+                csrf: row["csrf"], expiresMs: UInt64(clamping: row["expires_ms"] as Int64))
         }
     }
 

@@ -127,6 +127,22 @@ struct PostgresOperatorEndToEndTests {
         #expect(atB.status == 200 && atB.body.contains("lan"), "status \(atB.status)")
         let anonymous = try Raw.request(portB, "GET", "/conflicts")
         #expect(anonymous.status == 303, "without the cookie the console asks for a login")
+        // A one-time login link made at hub A opens the console at hub B, once.
+        let link = try Raw.request(
+            portA, "POST", "/v1/ops/login-links", headers: ["Authorization": "Bearer \(token)"], body: "")
+        let linkPath = try #require(Raw.field("path", link.body), "\(link.status) \(link.body)")
+        let opened = try Raw.request(portB, "GET", linkPath)
+        let linkSession = try #require(
+            opened.cookie("ferry_session"), "the link made at A opens at B: \(opened.status)")
+        let viaLink = try Raw.request(portB, "GET", "/conflicts", headers: ["Cookie": "ferry_session=\(linkSession)"])
+        #expect(viaLink.status == 200 && viaLink.body.contains("lan"))
+        for port in [portA, portB] {
+            #expect(try Raw.request(port, "GET", linkPath).cookie("ferry_session") == nil, "a link works once")
+        }
+        // The link's secret is not a session cookie.
+        let secret = String(linkPath.split(separator: "=").last ?? "")
+        let asCookie = try Raw.request(portA, "GET", "/conflicts", headers: ["Cookie": "ferry_session=\(secret)"])
+        #expect(asCookie.status == 303)
         sb.stop(a.process)
         a = try await serve(sb, dirA, "hubA")
         let portA2 = try #require(URL(string: a.url)?.port)

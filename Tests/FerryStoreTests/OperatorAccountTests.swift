@@ -47,6 +47,28 @@ struct OperatorAccountTests {
         #expect(throws: HubError.self) { try reopened.setOperatorDisabled(name: "nobody", disabled: true) }
     }
 
+    /// One-time login links live in the store (issue 11 follow-up): taken once, never after expiry.
+    @Test func aTakenSessionIsGoneAndAnExpiredOneIsNeverTaken() throws {
+        let dir = try TempDir("operator-links")
+        defer { dir.remove() }
+        let clock = ManualClock()
+        let store = try SQLiteHubStore(path: dir.file("hub.sqlite"), wall: clock)
+        let (a, b) = ([UInt8](repeating: 1, count: 32), [UInt8](repeating: 2, count: 32))
+        for h in [a, b] {
+            try store.addOperatorSession(
+                OperatorSession(
+                    idHash: h, name: "lan", role: .operator, csrf: "", expiresMs: clock.nowMillis() + 120_000),
+                keep: 100)
+        }
+        let taken = try #require(try store.takeOperatorSession(idHash: a))
+        #expect(taken.name == "lan" && taken.role == .operator)
+        #expect(try store.takeOperatorSession(idHash: a) == nil, "once")
+        #expect(try store.operatorSession(idHash: a) == nil)
+        clock.advance(by: 120_001)
+        #expect(try store.takeOperatorSession(idHash: b) == nil, "never after expiry")
+        #expect(try store.takeOperatorSession(idHash: [UInt8](repeating: 3, count: 32)) == nil)
+    }
+
     @Test func viewersReadOperatorsResolveAndEditAdminsManage() {
         func need(_ m: String, _ p: String) -> OperatorRole {
             OperatorAccess.requiredRole(method: m, path: p.split(separator: "/").map(String.init))
