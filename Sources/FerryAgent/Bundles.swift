@@ -36,6 +36,10 @@ public struct AgentBundleImport: Sendable, Codable {
     public var moreAtHub: Bool
     /// When the hub made the bundle (from its signed page header, Unix ms).
     public var hubMadeMs: UInt64
+    /// Values written here that the hub holds in quarantine (its signed notices,
+    /// SPEC §12.4), and how many fields took the hub's accepted value back.
+    public var quarantined: Int
+    public var corrected: Int
 }
 
 /// Offline bundles, agent side (SPEC §12): the same frozen, signed, sealed
@@ -113,7 +117,7 @@ extension SyncEngine {
     /// - Throws: ``BundleError`` with what to do; nothing is applied then.
     public func importBundle(from path: String, limits: OfflineBundleLimits = .standard) throws -> AgentBundleImport {
         let bytes = try BundleFile.read(path, maxBytes: limits.maxBytes)
-        let (h, entries) = try OfflineBundle.parse(bytes, limits: limits)
+        let (h, entries, noticeBytes) = try OfflineBundle.parseWithNotices(bytes, limits: limits)
         guard h.kind == .hubPages else {
             throw BundleError(
                 .wrongKind,
@@ -134,7 +138,20 @@ extension SyncEngine {
                 "this bundle was made for agent \(h.agentID), but this PC is agent \(config.agentID) (commune \(config.commune)): nothing was imported; ask the hub operator for: ferry hub export-bundle --agent \(config.agentID) FILE"
             )
         }
-        // Every page is authenticated before anything is applied.
+        // Every page, and the notices, are authenticated before anything is applied.
+        var notices: QuarantineNoticesV1?
+        if let noticeBytes {
+            let context = OfflineBundle.noticesContext(serial: h.serial)
+            guard let n = try? HubJSON.decoder.decode(QuarantineNoticesV1.self, from: Data(noticeBytes)),
+                verifiedNotices(n, context: context) != nil
+            else {
+                throw BundleError(
+                    .corrupted,
+                    "the bundle's quarantine notices failed verification: the file was altered or damaged; nothing was imported, ask the hub operator for a new bundle"
+                )
+            }
+            notices = n
+        }
         var pages: [OpenedChangeSet] = []
         for (i, e) in entries.enumerated() {
             let opened: OpenedChangeSet
@@ -177,11 +194,14 @@ extension SyncEngine {
         }
         let hubApplied = pages.map(\.header.ack).max() ?? 0
         let acked = try store.acknowledgeConfirmed(upTo: hubApplied)
+        // After the pages: a notice corrects a field only while it still shows the refused write.
+        let corrected =
+            try notices.map { try applyNotices($0, context: OfflineBundle.noticesContext(serial: h.serial)) } ?? 0
         let hubMs = last.header.createdHLC.millis
         let after = try store.counts()
         let pending = after.pendingWrites + after.inFlightWrites
         let more = last.header.more
-        guard applied > 0 || acked != nil else {
+        guard applied > 0 || acked != nil || corrected > 0 else {
             throw BundleError(
                 .alreadyImported,
                 "already imported, nothing new: this copy has every hub change in this bundle (up to #\(last.header.seqTo)) and every acknowledgement in it"
@@ -212,6 +232,7 @@ extension SyncEngine {
             ])
         return AgentBundleImport(
             serial: h.serial, pages: pages.count, pagesApplied: applied, writesChanged: changed, hubApplied: hubApplied,
-            acknowledgedUpTo: acked, hubCursor: cursor, pendingWrites: pending, moreAtHub: more, hubMadeMs: hubMs)
+            acknowledgedUpTo: acked, hubCursor: cursor, pendingWrites: pending, moreAtHub: more, hubMadeMs: hubMs,
+            quarantined: notices?.refused.count ?? 0, corrected: corrected)
     }
 }

@@ -512,24 +512,38 @@ public final class SyncEngine: Sendable {
     /// replica takes the hub's accepted value back and keeps the reason. Notices
     /// that do not verify are ignored (the acknowledgement itself was verified).
     func applyNotices(_ ack: AckV1, changeSet: [UInt8]) throws {
-        guard let n = ack.notices, let sig = unhex(n.signature),
+        guard let n = ack.notices else { return }
+        try applyNotices(n, context: hex(changeSet))
+    }
+
+    /// The notices' entries, when the hub's signature under `context` (a change
+    /// set's id, or a bundle's, SPEC §12.4) verifies.
+    func verifiedNotices(_ n: QuarantineNoticesV1, context: String) -> [QuarantineNotice]? {
+        guard let sig = unhex(n.signature),
             hubSign.verify(
-                signature: sig, of: QuarantineAuth.message(agent: config.agentID, changeSet: hex(changeSet), notices: n)
-            ),
+                signature: sig, of: QuarantineAuth.message(agent: config.agentID, changeSet: context, notices: n)),
             let acceptedBytes = unhex(n.accepted),
             let accepted = try? BodyCodec.decode(acceptedBytes, normalize: false)
-        else { return }
-        var notices: [QuarantineNotice] = []
-        for r in n.refused {
-            guard let rid = RecordID(r.record), let id = QuarantineAuth.writeID(r.write) else { continue }
-            let refused = FieldWrite(record: rid, field: r.field, id: id, value: .null)
-            let winner = accepted.writes.first { $0.record == rid && $0.field == r.field }
-            notices.append(QuarantineNotice(refused: refused, reason: r.reason, accepted: winner))
+        else { return nil }
+        var winners: [RecordID: [String: FieldWrite]] = [:]
+        for w in accepted.writes { winners[w.record, default: [:]][w.field] = w }
+        return n.refused.compactMap { r in
+            guard let rid = RecordID(r.record), let id = QuarantineAuth.writeID(r.write) else { return nil }
+            return QuarantineNotice(
+                refused: FieldWrite(record: rid, field: r.field, id: id, value: .null), reason: r.reason,
+                accepted: winners[rid]?[r.field])
         }
+    }
+
+    /// Applies verified notices; the number of fields corrected (0 when they do not verify).
+    @discardableResult
+    func applyNotices(_ n: QuarantineNoticesV1, context: String) throws -> Int {
+        guard let notices = verifiedNotices(n, context: context) else { return 0 }
         let fixed = try store.applyQuarantine(notices)
         logger.warning(
             "the hub quarantined values written here",
             metadata: ["ferry.quarantined": "\(n.refused.count)", "ferry.corrected": "\(fixed)"])
+        return fixed
     }
 
     /// Keeps the clock offset to the hub (DESIGN §4): hub time (from a signed

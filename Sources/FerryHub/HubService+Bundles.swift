@@ -45,10 +45,15 @@ public struct HubBundleExport: Sendable, Codable {
     public var bytes: Int
     /// The stream had more for the agent than the bundle's bounds allowed.
     public var more: Bool
+    /// Open quarantine entries of the agent's writes the bundle carries notices of (SPEC §12.4).
+    public var quarantined: Int
 }
 
 /// Offline bundles, hub side (SPEC §12).
 extension HubService {
+    /// Quarantine notices one bundle carries at most (the newest).
+    static let maxBundleNotices = 5_000
+
     /// Ingests each change set of an agent's bundle through the upload path
     /// (``upload(_:)``: the ingest pipeline with every check of SPEC §7 and
     /// §7.3, in its own store transaction), in order, stopping at the first
@@ -158,7 +163,21 @@ extension HubService {
             kind: .hubPages, hubFingerprint: identity.fingerprint, recipientKeyID: keyID(of: agent.kxPublicKey),
             agentID: agent.id, serial: cursor, seqFrom: since + 1, seqTo: cursor, ack: agent.appliedSeq,
             createdMs: store.nowMillis(), count: pages.count)
-        let bytes = OfflineBundle.encode(header, entries: pages)
+        // SPEC §12.4: what the hub quarantined from this agent and still holds open,
+        // with the values it accepted instead, as an upload's ack would say it.
+        let open = try store.openQuarantine(origin: agent.id, limit: Self.maxBundleNotices)
+        var notices: [UInt8]?
+        if !open.isEmpty {
+            let registers = try store.transaction { tx in try tx.registers(of: Array(Set(open.map(\.write.record)))) }
+            let items = open.map {
+                QuarantineNotice(
+                    refused: $0.write, reason: $0.reason, accepted: registers[$0.write.record]?[$0.write.field]?.winner)
+            }
+            notices = Array(
+                try HubJSON.encoder.encode(
+                    signedNotices(items, for: agent, context: OfflineBundle.noticesContext(serial: cursor))))
+        }
+        let bytes = OfflineBundle.encode(header, entries: pages, notices: notices)
         logger.notice(
             "offline bundle for an agent written",
             metadata: [
@@ -170,15 +189,14 @@ extension HubService {
             bytes,
             HubBundleExport(
                 agent: agent.id, serial: cursor, pages: pages.count, seqFrom: since + 1, seqTo: cursor,
-                acknowledged: agent.appliedSeq, writes: writes, bytes: bytes.count, more: more)
+                acknowledged: agent.appliedSeq, writes: writes, bytes: bytes.count, more: more,
+                quarantined: open.count)
         )
     }
 
     /// One page of the hub's stream for `agent` after `since`, signed and sealed
-    /// for it, as a download answers it (SPEC §9.4; `maxBytes` in sealed bytes).
-    // The same steps as `pullInner` after its request checks; kept here so the
-    // download path (changed for HTTP Range elsewhere) merges cleanly. One of
-    // the two should call the other once both have landed.
+    /// for it, as a download answers it (SPEC §9.4; `maxBytes` in sealed bytes):
+    /// the pull and the offline bundle both seal their pages here.
     func sealedPage(for agent: AgentInfo, since: UInt64, maxBytes: Int) throws -> (SealedChangeSet, StreamPage) {
         let page = try store.changes(for: agent, since: since, maxBytes: pageRatio.estimateBudget(sealed: maxBytes))
         let keys = try identity.kx.serverSessionKeys(client: try KXPublicKey(bytes: agent.kxPublicKey))

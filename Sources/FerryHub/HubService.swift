@@ -196,22 +196,26 @@ public final class HubService: Sendable {
         var ack = AckV1(
             status: r.status, cursor: r.cursor, merged: r.merged, quarantined: r.quarantined,
             conflictsOpen: r.conflictsOpen, signature: hex(signature))
-        if !o.notices.isEmpty {
-            let accepted = o.notices.compactMap(\.accepted)
-            var scopes: [RecordID: RecordScope] = [:]
-            for w in accepted { scopes[w.record] = RecordScope(formID: "", formVersion: 0, commune: o.agent.commune) }
-            var notices = QuarantineNoticesV1(
-                refused: o.notices.map {
-                    .init(
-                        record: $0.refused.record.description, field: $0.refused.field,
-                        write: QuarantineAuth.text($0.refused.id), reason: $0.reason)
-                },
-                accepted: hex(BodyCodec.encode(ChangeSetBody(writes: accepted, scopes: scopes))), signature: "")
-            notices.signature = hex(
-                identity.signing.sign(QuarantineAuth.message(agent: o.agent.id, changeSet: cs, notices: notices)))
-            ack.notices = notices
-        }
+        if !o.notices.isEmpty { ack.notices = signedNotices(o.notices, for: o.agent, context: cs) }
         return ack
+    }
+
+    /// The hub's signed notices of `notices` for `agent` (SPEC §8.9), signed under
+    /// `context`: the change set's id in an ack, the bundle's in a bundle (§12.4).
+    func signedNotices(_ notices: [QuarantineNotice], for agent: AgentInfo, context: String) -> QuarantineNoticesV1 {
+        let accepted = notices.compactMap(\.accepted)
+        var scopes: [RecordID: RecordScope] = [:]
+        for w in accepted { scopes[w.record] = RecordScope(formID: "", formVersion: 0, commune: agent.commune) }
+        var signed = QuarantineNoticesV1(
+            refused: notices.map {
+                .init(
+                    record: $0.refused.record.description, field: $0.refused.field,
+                    write: QuarantineAuth.text($0.refused.id), reason: $0.reason)
+            },
+            accepted: hex(BodyCodec.encode(ChangeSetBody(writes: accepted, scopes: scopes))), signature: "")
+        signed.signature = hex(
+            identity.signing.sign(QuarantineAuth.message(agent: agent.id, changeSet: context, notices: signed)))
+        return signed
     }
 
     func refused(_ error: any Error, agent: String? = nil) -> HubReply {
@@ -314,29 +318,19 @@ public final class HubService: Sendable {
             // hub's time and corrects its clock.
             // `max_bytes` is in sealed bytes; the store budgets in its own estimate,
             // which runs ~10× the sealed size on land records (zstd).
-            let page = try store.changes(for: agent, since: since, maxBytes: pageRatio.estimateBudget(sealed: maxBytes))
-            let (body, seqTo, more) = (page.body, page.seqTo, page.more)
+            let (sealed, page) = try sealedPage(for: agent, since: since, maxBytes: maxBytes)
             // A download only reads: it still works while the disk is full or read-only.
             try? store.noteContact(agent: agentID, skewMs: skew, ackedCursor: since, error: nil)
             metrics.add("ferry_pulls_total")
-            if body.writes.isEmpty && body.catalog.isEmpty {
+            if page.body.writes.isEmpty && page.body.catalog.isEmpty {
                 // Nothing for this agent up to the head: it is up to date. The
                 // answer is still a signed change set, so the cursor and the
                 // hub's time cannot be forged.
-                try? store.noteContact(agent: agentID, skewMs: skew, ackedCursor: seqTo, error: nil)
+                try? store.noteContact(agent: agentID, skewMs: skew, ackedCursor: page.seqTo, error: nil)
             }
-            let keys = try identity.kx.serverSessionKeys(client: try KXPublicKey(bytes: agent.kxPublicKey))
-            let header = ChangeSetHeader(
-                id: randomBytes(16), origin: .hub, seqFrom: since + 1, seqTo: seqTo, ack: agent.appliedSeq,
-                senderKeyID: identity.signing.publicKey.id, recipientKeyID: keyID(of: agent.kxPublicKey),
-                createdHLC: HLC(millis: now, counter: 0), commune: agent.commune, more: more)
-            let sealed = try Envelope.seal(
-                header: header, body: body, signer: identity.signing, key: keys.transmit,
-                zstdLevel: Compressor.wireLevel)
             metrics.add("ferry_bytes_sent_total", "", Double(sealed.envelope.count))
-            pageRatio.observe(estimated: SQLiteHubStore.estimatedSize(body), sealed: sealed.envelope.count)
             let pageHeaders = [
-                "X-Ferry-Cursor": String(seqTo), "X-Ferry-Head": String(page.head),
+                "X-Ferry-Cursor": String(page.seqTo), "X-Ferry-Head": String(page.head),
                 "X-Ferry-Remaining": String(page.remaining),
             ]
             return keptPage(agent: agentID, since: since, envelope: sealed.envelope, headers: pageHeaders, nowMs: now)

@@ -348,6 +348,25 @@ public final class PostgresHubStore: HubServiceStore {
         }
     }
 
+    public func openQuarantine(origin: String, limit: Int) throws -> [RefusedWrite] {
+        try transact(readOnly: true) { c in
+            try c.rows(
+                """
+                SELECT record, field, t, v, hlc, reason FROM quarantine WHERE origin = \(origin) AND status = 'open'
+                ORDER BY id DESC LIMIT \(Int64(clamping: max(0, limit)))
+                """
+            ).compactMap { r in
+                guard let rid = RecordID(bytes: try r.bytes(0)) else { return nil }
+                let id = WriteID(hlc: HLC(raw: UInt64(bitPattern: try r.int64(4))), origin: OriginID(origin))
+                return RefusedWrite(
+                    FieldWrite(
+                        record: rid, field: try r.string(1), id: id,
+                        value: PostgresValues.value(tag: try r.int64(2), try r.optBytes(3))),
+                    reason: try r.string(5))
+            }
+        }
+    }
+
     public func quarantine(limit: Int) throws -> [QuarantineEntry] {
         try transact(readOnly: true) { c in
             try c.rows(

@@ -49,6 +49,9 @@ public protocol HubServiceStore: HubStore, HubOperatorStore {
     /// Open conflicts with provenance.
     func conflicts(limit: Int) throws -> [ConflictReport]
     func quarantine(limit: Int) throws -> [QuarantineEntry]
+    /// The open quarantine entries of `origin`'s writes, newest first, as the
+    /// refused writes with their reasons (for the notices of SPEC §12.4).
+    func openQuarantine(origin: String, limit: Int) throws -> [RefusedWrite]
     /// Campaign progress per commune: live records of the campaign's form.
     func progress(campaign: CampaignDefinition) throws -> [ProgressRow]
     /// The signed change sets that wrote the current leaves of a record.

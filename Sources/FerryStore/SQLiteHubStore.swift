@@ -428,6 +428,26 @@ public final class SQLiteHubStore: Sendable {
         try quarantinePage(after: nil, limit: limit).items
     }
 
+    public func openQuarantine(origin: String, limit: Int) throws -> [RefusedWrite] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT record, field, t, v, hlc, reason FROM quarantine WHERE origin = ? AND status = 'open'
+                    ORDER BY id DESC LIMIT ?
+                    """, arguments: [origin, max(0, limit)]
+            ).compactMap { r in
+                guard let rid = Columns.record(r["record"]) else { return nil }
+                let id = WriteID(hlc: Columns.hlc(r["hlc"]), origin: OriginID(origin))
+                return RefusedWrite(
+                    FieldWrite(
+                        record: rid, field: r["field"], id: id,
+                        value: Columns.value(tag: r["t"], r["v"] as DatabaseValue)),
+                    reason: r["reason"])
+            }
+        }
+    }
+
     /// Campaign progress per commune: live records of the campaign's form
     /// created in its period (a record's UUIDv7 id carries its creation time,
     /// so the period is a range of ids).

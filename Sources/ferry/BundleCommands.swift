@@ -110,6 +110,11 @@ struct AgentImportBundle: AsyncParsableCommand {
         print(
             "The hub confirmed this agent's changes up to #\(r.hubApplied)"
                 + (r.acknowledgedUpTo.map { "; changes up to #\($0) are no longer waiting." } ?? "."))
+        if r.quarantined > 0 {
+            print(
+                "The hub refused \(r.quarantined) value(s) written here (quarantine); \(r.corrected) field(s) now show the value the hub kept. See the reasons with ferry status or on the entry page."
+            )
+        }
         if r.pendingWrites > 0 {
             print("\(r.pendingWrites) change(s) made here still wait for the hub: export a new bundle or sync.")
         }
@@ -202,6 +207,11 @@ struct HubExportBundle: AsyncParsableCommand {
         print(
             "Bundle for agent \(r.agent) written to \(file): hub changes #\(r.seqFrom)…#\(r.seqTo) in \(r.pages) page(s) (\(r.writes) field(s)), \(r.bytes) bytes; it confirms the agent's changes up to #\(r.acknowledged)."
         )
+        if r.quarantined > 0 {
+            print(
+                "It also tells the PC which \(r.quarantined) of its value(s) this hub holds in quarantine, and the values kept instead."
+            )
+        }
         if r.more {
             print("The agent has more waiting than one bundle holds: make another after this one is imported.")
         }

@@ -31,6 +31,79 @@ struct BundleEndToEndTests {
         return (sets.count, sets.reduce(0) { $0 + $1.writes })
     }
 
+    /// SPEC §12.4: a value the hub quarantines from a bundle is reported back by
+    /// the hub's bundle, signed, and the PC shows the hub's value with the reason,
+    /// as an online upload's ack would have told it; before, the PC kept showing
+    /// the refused value while `ferry status` said IN SYNC as of the bundle.
+    @Test func aValueTheHubQuarantinesFromABundleComesBackCorrectedWithItsReason() async throws {
+        let sb = try Sandbox("bundle-quarantine")
+        defer { sb.close() }
+        let hub = try await sb.serveHub(dir: try await sb.initHub())
+        let a = try await sb.enrollAgent("a", hub: hub, commune: Self.commune)
+        let rid = try await sb.ok([
+            "records", "add", "owner_name=Phạm Thị Hoa", "owner_id=068123450001", "status=draft", "--dir", a,
+        ]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let recordID = try #require(RecordID(rid))
+        try await sb.ok(["agent", "sync", "--dir", a])
+
+        // The province drops the choice "submitted" (v2) and moves the records there;
+        // the PC, offline from now on, still has v1 and writes it.
+        var v2 = try Seed.form
+        v2.version = 2
+        if let i = v2.fields.firstIndex(where: { $0.name == "status" }) {
+            v2.fields[i].choices = ["draft", "verified", "needs_fix"]
+        }
+        let v2Path = sb.path("v2.json")
+        try JSONEncoder().encode(v2).write(to: URL(fileURLWithPath: v2Path))
+        try await sb.ok(["forms", "publish", v2Path, "--hub-dir", hub.dir])
+        try await sb.ok(["forms", "migrate", "land-record", "--from", "1", "--to", "2", "--hub-dir", hub.dir])
+        try await sb.ok(["records", "edit", rid, "status=submitted", "owner_name=Phạm Thị Hoà", "--dir", a])
+
+        let up = sb.path("up.ferry")
+        try await sb.ok(["agent", "export-bundle", up, "--dir", a])
+        let imported = try await sb.ok(["hub", "import-bundle", up, "--dir", hub.dir, "--json"])
+        #expect(imported.contains("\"quarantined\":1") || imported.contains("\"quarantined\" : 1"), "\(imported)")
+        let hubStore = try hubStore(hub.dir)
+        #expect(try hubStore.record(recordID)?.winners["status"] == .string("draft"), "the hub kept its value")
+
+        let down = sb.path("down.ferry")
+        let made = try await sb.ok([
+            "hub", "export-bundle", "--agent", try agentStore(a).1.agentID, down, "--dir", hub.dir,
+        ])
+        #expect(made.contains("1 of its value(s)"), "\(made)")
+        let back = try await sb.ok(["agent", "import-bundle", down, "--dir", a])
+        #expect(back.contains("refused 1 value(s)") && back.contains("1 field(s) now show"), "\(back)")
+
+        let (replica, _) = try agentStore(a)
+        let shown = try #require(try replica.record(recordID))
+        #expect(shown.values["status"] == .string("draft"), "the PC shows the hub's value: \(shown.values)")
+        #expect(shown.values["owner_name"] == .string("Phạm Thị Hoà"), "the accepted edit stays")
+        let q = try replica.quarantined()
+        #expect(q.count == 1 && q.first?.field == "status" && q.first?.value == "submitted", "\(q)")
+        #expect(q.first?.reason.isEmpty == false)
+        let cmp = try compare(agentDir: a, hub: hubStore)
+        #expect(cmp.identical, "PC and hub agree field by field after the bundles: \(cmp)")
+
+        // The same bundle again: nothing new, nothing changed.
+        let again = try await sb.run(["agent", "import-bundle", down, "--dir", a])
+        #expect(again.status == 3, "\(again.text)")
+        #expect(try replica.quarantined().count == 1)
+
+        // Notices that were altered are refused, and nothing of the bundle is applied.
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: down)))
+        try #require(bytes[4] == OfflineBundle.noticesFormatVersion)
+        let parsed = try OfflineBundle.parseWithNotices(bytes)
+        var notices = try HubJSON.decoder.decode(QuarantineNoticesV1.self, from: Data(try #require(parsed.notices)))
+        try #require(!notices.refused.isEmpty)
+        notices.refused[0].reason = "nothing wrong, keep it"
+        bytes = OfflineBundle.encode(
+            parsed.header, entries: parsed.entries, notices: Array(try HubJSON.encoder.encode(notices)))
+        let forged = sb.path("forged.ferry")
+        try Data(bytes).write(to: URL(fileURLWithPath: forged))
+        let refused = try await sb.run(["agent", "import-bundle", forged, "--dir", a])
+        #expect(refused.status != 0 && refused.text.contains("notices failed verification"), "\(refused.text)")
+    }
+
     @Test func aCommuneWithNoLinkSyncsByBundleBothWaysAndALaterSyncSendsNothingTwice() async throws {
         let sb = try Sandbox("bundle-trip")
         defer { sb.close() }

@@ -48,6 +48,40 @@ struct BundleTests {
         #expect(parsed.entries == entries)
     }
 
+    /// SPEC §12.1: a hub-pages bundle with the hub's quarantine notices is format 2,
+    /// carries them byte for byte after the pages, and is bounded and checked like the rest.
+    @Test func aHubBundleCarriesItsNoticesInFormatTwoAndEveryCutIsRefused() throws {
+        var (h, entries) = try Self.fixture(ranges: [(1, 2), (3, 3)], origin: .hub)
+        h.kind = .hubPages
+        let notices = Array(String(repeating: "{\"refused\":[]}", count: 400).utf8)
+        let bytes = OfflineBundle.encode(h, entries: entries, notices: notices)
+        #expect(bytes[4] == OfflineBundle.noticesFormatVersion)
+        let parsed = try OfflineBundle.parseWithNotices(bytes)
+        #expect(parsed.header == h && parsed.entries == entries && parsed.notices == notices)
+        #expect(try OfflineBundle.parse(bytes).entries == entries)
+        // Without notices: format 1, as before, so older agents still read it.
+        let plain = OfflineBundle.encode(h, entries: entries)
+        #expect(plain[4] == OfflineBundle.formatVersion)
+        #expect(try OfflineBundle.parseWithNotices(plain).notices == nil)
+        // A bundle for the hub never carries notices.
+        let (ch, ce) = try Self.fixture(ranges: [(1, 2), (3, 3)])
+        #expect(OfflineBundle.encode(ch, entries: ce, notices: notices)[4] == OfflineBundle.formatVersion)
+        // Notices over the entry bound are refused before they are read.
+        let largest = entries.map(\.count).max() ?? 0
+        #expect(
+            Self.refusal {
+                try OfflineBundle.parseWithNotices(bytes, limits: OfflineBundleLimits(maxEnvelopeBytes: largest))
+            } == .oversized)
+        for n in stride(from: 0, to: bytes.count, by: 7) {
+            #expect(Self.refusal { try OfflineBundle.parseWithNotices(Array(bytes.prefix(n))) } != nil, "cut at \(n)")
+        }
+        for i in stride(from: 0, to: bytes.count, by: 11) {
+            var b = bytes
+            b[i] ^= 0x20
+            #expect(Self.refusal { try OfflineBundle.parseWithNotices(b) } != nil, "byte \(i) flipped")
+        }
+    }
+
     @Test func everyTruncationIsRefusedWithATypedError() throws {
         let (h, entries) = try Self.fixture()
         let bytes = OfflineBundle.encode(h, entries: entries)

@@ -168,6 +168,11 @@ struct QuarantineTests {
         let f = try #require(try t.freeze())
         let o = try IngestPipeline.apply(try t.open(f.envelope), from: t.info.id, store: t.hub)
         #expect(o.result.quarantined == 1 && o.result.merged == 1)
+        // What a bundle's notices are made from (SPEC §12.4): the refused write, its id and reason.
+        let open = try t.hub.openQuarantine(origin: t.info.id, limit: 10)
+        #expect(open.count == 1 && open.first?.write.id == o.notices.first?.refused.id, "\(open.map(\.write))")
+        #expect(open.first?.write.value == .string("archived") && open.first?.reason == o.notices.first?.reason)
+        #expect(try t.hub.openQuarantine(origin: "a-someone-else", limit: 10).isEmpty)
         try t.agent.acknowledge(upTo: o.result.cursor)
         #expect(try t.agent.applyQuarantine(o.notices) == 1)
 
