@@ -98,15 +98,14 @@ extension HubService {
         else { throw HubError(.notFound, "form \(formID.prefix(80)) is not published (or every version is retired)") }
         do {
             let table = try RecordsCSV.parse(body)
-            if !(try Self.flag(query, "again")), let seen = try store.csvImport(digest: table.digest) {
-                throw CSVImportError(
-                    .alreadyImported,
-                    "this file was already imported by \(seen.by) (\(seen.records) records, at \(Date(timeIntervalSince1970: Double(seen.atMs) / 1000))): nothing was imported again; to import it anyway, pass --again"
-                )
+            let again = try Self.flag(query, "again")
+            // A cheap answer before the rows are checked; the store checks again in its transaction.
+            if !again, let seen = try store.csvImport(digest: table.digest) {
+                throw CSVImportError.alreadyImported(by: seen.by, records: seen.records, atMs: seen.atMs)
             }
             let rows = try RecordsCSV.values(table, form: form)
             let ids = try store.importRecords(
-                form: form, commune: commune, rows: rows, digest: table.digest, by: by)
+                form: form, commune: commune, rows: rows, digest: table.digest, by: by, again: again)
             return CSVImportResultV1(imported: ids.count, form: form.id, version: form.version, commune: commune)
         } catch let e as CSVImportError {
             throw HubError(e.code == .alreadyImported ? .conflict : .badRequest, e.message)

@@ -416,7 +416,7 @@ extension PostgresHubStore {
     }
 
     public func importRecords(
-        form: FormDefinition, commune: String, rows: [[String: Value]], digest: [UInt8], by: String
+        form: FormDefinition, commune: String, rows: [[String: Value]], digest: [UInt8], by: String, again: Bool
     ) throws -> [RecordID] {
         let now = nowMillis()
         let key = "\(form.id)@\(form.version)"
@@ -424,6 +424,15 @@ extension PostgresHubStore {
             // Stream row, then clock row: the order every stamping writer takes them in.
             try c.exec("SELECT head FROM stream WHERE id = 1 FOR UPDATE")
             try c.exec("SELECT last FROM hub_clock WHERE id = 1 FOR UPDATE")
+            // Under the stream lock, so another process's import of the same file
+            // has committed (and is seen here) or has not started.
+            if !again,
+                let seen = try c.one(
+                    "SELECT at_ms, by_user, records FROM csv_imports WHERE digest = \(ByteBuffer(digest))")
+            {
+                throw CSVImportError.alreadyImported(
+                    by: try seen.string(1), records: try seen.int(2), atMs: try seen.u64(0))
+            }
             let tx = PostgresHubTransaction(c: c, store: self)
             var clock = try tx.clock()
             let batches = RecordBatch.hubCreated(rows, form: form, commune: commune, clock: &clock)

@@ -68,8 +68,14 @@ public protocol HubOperatorStore: OperatorAccountStore {
     /// When and by whom a file with this digest was imported, if it was.
     func csvImport(digest: [UInt8]) throws -> (atMs: UInt64, by: String, records: Int)?
     /// Creates every row as a record of `commune` in one transaction (all or
-    /// none), and notes the file's digest so a second import is refused.
-    func importRecords(form: FormDefinition, commune: String, rows: [[String: Value]], digest: [UInt8], by: String)
+    /// none), and notes the file's digest so a second import is refused. The
+    /// ledger is checked inside that transaction, so two hub processes given the
+    /// same file at once import it once.
+    /// - Parameter again: import even when the ledger holds the digest (`--again`).
+    /// - Throws: ``CSVImportError`` `alreadyImported` (nothing written) when the digest is there and not `again`.
+    func importRecords(
+        form: FormDefinition, commune: String, rows: [[String: Value]], digest: [UInt8], by: String, again: Bool
+    )
         throws -> [RecordID]
 }
 

@@ -15,6 +15,14 @@ public struct CSVImportError: Error, Sendable, Equatable, CustomStringConvertibl
     /// The spreadsheet row (1 = the header), when the problem is one row's.
     public var row: Int?
     public var message: String
+    /// The ledger already holds this file (SPEC §9.6): nothing was imported again.
+    public static func alreadyImported(by: String, records: Int, atMs: UInt64) -> CSVImportError {
+        CSVImportError(
+            .alreadyImported,
+            "this file was already imported by \(by) (\(records) records, at \(Date(timeIntervalSince1970: Double(atMs) / 1000))): nothing was imported again; to import it anyway, pass --again"
+        )
+    }
+
     public init(_ code: Code, row: Int? = nil, _ message: String) {
         self.code = code
         self.row = row

@@ -213,10 +213,18 @@ extension SQLiteHubStore {
     /// Creates every row as a record of `commune` in one transaction (all or
     /// none), and notes the file's digest so a second import is refused.
     public func importRecords(
-        form: FormDefinition, commune: String, rows: [[String: Value]], digest: [UInt8], by: String
+        form: FormDefinition, commune: String, rows: [[String: Value]], digest: [UInt8], by: String, again: Bool
     ) throws -> [RecordID] {
         let now = nowMillis()
         return try write { db in
+            // Inside the write transaction: SQLite runs one writer at a time.
+            if !again,
+                let seen = try Row.fetchOne(
+                    db, sql: "SELECT * FROM csv_imports WHERE digest = ?", arguments: [Data(digest)])
+            {
+                throw CSVImportError.alreadyImported(
+                    by: seen["by"], records: seen["records"], atMs: UInt64(clamping: seen["at_ms"] as Int64))
+            }
             let tx = SQLiteHubTransaction(db: db, store: self)
             var c = try tx.clock()
             let batches = RecordBatch.hubCreated(rows, form: form, commune: commune, clock: &c)

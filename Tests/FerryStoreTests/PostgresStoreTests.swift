@@ -52,6 +52,47 @@ struct PostgresStoreTests {
         }
     }
 
+    /// Two hub processes handed the same CSV at once import it once: the ledger
+    /// is checked under the stream lock, inside the importing transaction.
+    /// "imported N", or the refusal's code.
+    static func importOutcome(_ s: PostgresHubStore, form: FormDefinition, rows: [[String: Value]], digest: [UInt8])
+        async throws -> String
+    {
+        try await Task.detached {
+            do {
+                let ids = try s.importRecords(
+                    form: form, commune: Fixture.commune, rows: rows, digest: digest, by: "lan", again: false)
+                return "imported \(ids.count)"
+            } catch let e as CSVImportError {
+                return e.code.rawValue
+            }
+        }.value
+    }
+
+    @Test func twoStoresImportingTheSameFileAtOnceImportItOnce() async throws {
+        let dir = try TempDir("pg-csv")
+        defer { dir.remove() }
+        let t = try HubAndAgent(dir, .postgres)
+        let pg = try #require(t.hub as? PostgresHubStore)
+        let other = try PostgresHubStore(url: try #require(Self.url(of: pg)))
+        let form = try Fixture.form
+        let rows = Fixture.rows(40, seed: 9)
+        let before = try pg.totals()["records"] ?? 0
+        for round in 0..<4 {
+            let digest = [UInt8](repeating: UInt8(round), count: 32)
+            async let x = Self.importOutcome(pg, form: form, rows: rows, digest: digest)
+            async let y = Self.importOutcome(other, form: form, rows: rows, digest: digest)
+            let results = try await [x, y].sorted()
+            #expect(results == ["already_imported", "imported 40"], "round \(round)")
+        }
+        #expect(try other.totals()["records"] == before + 4 * 40)
+        // --again imports it anyway.
+        let again = try pg.importRecords(
+            form: form, commune: Fixture.commune, rows: rows, digest: [UInt8](repeating: 0, count: 32), by: "lan",
+            again: true)
+        #expect(again.count == 40)
+    }
+
     @Test func twoStoresOnOneDatabaseApplyTheSameChangeSetOnceAndInterleaveOriginsGapFree() async throws {
         let dir = try TempDir("pg-two")
         defer { dir.remove() }
