@@ -202,10 +202,80 @@ public enum OpenAPIDocument {
                   "format": "binary"
                 }
               }
+            },
+            "headers": {
+              "ETag": {
+                "schema": {
+                  "type": "string"
+                },
+                "description": "Strong validator of the sealed page (SPEC §9.12)"
+              },
+              "Accept-Ranges": {
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "X-Ferry-Cursor": {
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "X-Ferry-Head": {
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "X-Ferry-Remaining": {
+                "schema": {
+                  "type": "string"
+                }
+              }
             }
           },
           "default": {
             "description": "A typed refusal (SPEC §9)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "206": {
+            "description": "The bytes asked for of the page kept at since (SPEC §9.12), with Content-Range and the page's ETag",
+            "headers": {
+              "Content-Range": {
+                "schema": {
+                  "type": "string"
+                },
+                "description": "bytes N-M/L"
+              },
+              "ETag": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "content": {
+              "application/octet-stream": {
+                "schema": {
+                  "type": "string",
+                  "format": "binary"
+                }
+              }
+            }
+          },
+          "416": {
+            "description": "range_not_satisfiable: the range starts at or past the page's end (SPEC §9.12)",
+            "headers": {
+              "Content-Range": {
+                "schema": {
+                  "type": "string"
+                },
+                "description": "bytes */L"
+              }
+            },
             "content": {
               "application/json": {
                 "schema": {
@@ -259,6 +329,24 @@ public enum OpenAPIDocument {
             "schema": {
               "type": "string"
             }
+          },
+          {
+            "name": "Range",
+            "in": "header",
+            "required": false,
+            "schema": {
+              "type": "string"
+            },
+            "description": "bytes=N- or bytes=N-M, with If-Range (SPEC §9.12)"
+          },
+          {
+            "name": "If-Range",
+            "in": "header",
+            "required": false,
+            "schema": {
+              "type": "string"
+            },
+            "description": "The page's strong ETag"
           }
         ],
         "security": []
