@@ -319,13 +319,8 @@ struct ConsoleEndToEndTests {
 
         // The entry page puts the reason next to the field it concerns.
         let agent = try sb.start(["agent", "run", "--dir", a, "--interval", "30", "--page-port", "0"], name: "agent")
-        var base = ""
-        let up = try await waitUntil(timeout: 30) {
-            base =
-                (try? String(contentsOfFile: a + "/page.url", encoding: .utf8))?.trimmingCharacters(
-                    in: .whitespacesAndNewlines) ?? ""
-            return !base.isEmpty || !agent.isRunning
-        }
+        let base = try await entryPageURL(a, agent)
+        let up = !base.isEmpty
         let pagePort = try #require(URL(string: base)?.port, "page.url: \(base) \(sb.log("agent"))")
         #expect(up)
         let releasedPage = try Raw.request(pagePort, "GET", "/records/\(toRelease)").body

@@ -31,13 +31,8 @@ import Testing
         let hub = try await sb.serveHub(dir: try await sb.initHub())
         let a = try await sb.enrollAgent("a", hub: hub, commune: Self.commune)
         let agent = try sb.start(["agent", "run", "--dir", a, "--interval", "0.5", "--page-port", "0"], name: "agent")
-        var base = ""
-        let up = try await waitUntil(timeout: 30) {
-            base =
-                (try? String(contentsOfFile: a + "/page.url", encoding: .utf8))?.trimmingCharacters(
-                    in: .whitespacesAndNewlines) ?? ""
-            return !base.isEmpty || !agent.isRunning
-        }
+        var base = try await entryPageURL(a, agent)
+        let up = !base.isEmpty
         #expect(up && agent.isRunning && base.hasPrefix("http://127.0.0.1:"), "page.url: \(base) \(sb.log("agent"))")
         if base.hasSuffix("/") { base.removeLast() }
 
@@ -153,13 +148,7 @@ import Testing
         try await sb.ok(["records", "import", csv.path, "--dir", a])
         let agent = try sb.start(["agent", "run", "--dir", a, "--interval", "30", "--page-port", "0"], name: "agent")
         defer { sb.kill9(agent) }
-        var base = ""
-        _ = try await waitUntil(timeout: 30) {
-            base =
-                (try? String(contentsOfFile: a + "/page.url", encoding: .utf8))?.trimmingCharacters(
-                    in: .whitespacesAndNewlines) ?? ""
-            return !base.isEmpty || !agent.isRunning
-        }
+        let base = try await entryPageURL(a, agent)
         let port = try #require(URL(string: base)?.port, "page.url: \(base) \(sb.log("agent"))")
         let total = try agentStore(a).0.counts().records
         #expect(total == pageSize + 5)
@@ -246,13 +235,7 @@ import Testing
 
         let agent = try sb.start(["agent", "run", "--dir", a, "--interval", "0.5", "--page-port", "0"], name: "agent")
         defer { sb.kill9(agent) }
-        var base = ""
-        _ = try await waitUntil(timeout: 30) {
-            base =
-                (try? String(contentsOfFile: a + "/page.url", encoding: .utf8))?.trimmingCharacters(
-                    in: .whitespacesAndNewlines) ?? ""
-            return !base.isEmpty || !agent.isRunning
-        }
+        var base = try await entryPageURL(a, agent)
         #expect(base.hasPrefix("http://127.0.0.1:"), "page.url: \(base) \(sb.log("agent"))")
         if base.hasSuffix("/") { base.removeLast() }
         let homePage = try await chromium.dom("\(base)/", sandbox: sb)

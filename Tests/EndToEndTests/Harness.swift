@@ -240,6 +240,33 @@ func freePort() throws -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
+/// The entry page's address from `page.url` once the agent in `dir` wrote it ("" if it did not).
+func entryPageURL(_ dir: String, _ agent: Process) async throws -> String {
+    var base = ""
+    _ = try await waitUntil(timeout: 30) {
+        base =
+            (try? String(contentsOfFile: dir + "/page.url", encoding: .utf8))?.trimmingCharacters(
+                in: .whitespacesAndNewlines) ?? ""
+        return !base.isEmpty || !agent.isRunning
+    }
+    return base
+}
+
+/// Publishes land-record v2 without the choice "submitted" and moves every
+/// record to it, at the hub in `hubDir`: an agent still on v1 that writes
+/// "submitted" then has that value quarantined.
+func publishFormDroppingSubmitted(_ sb: Sandbox, hubDir: String) async throws {
+    var v2 = try Seed.form
+    v2.version = 2
+    if let i = v2.fields.firstIndex(where: { $0.name == "status" }) {
+        v2.fields[i].choices = ["draft", "verified", "needs_fix"]
+    }
+    let v2Path = sb.path("v2.json")
+    try JSONEncoder().encode(v2).write(to: URL(fileURLWithPath: v2Path))
+    try await sb.ok(["forms", "publish", v2Path, "--hub-dir", hubDir])
+    try await sb.ok(["forms", "migrate", "land-record", "--from", "1", "--to", "2", "--hub-dir", hubDir])
+}
+
 // MARK: reading replicas
 
 /// Opens an agent's replica from its directory.
