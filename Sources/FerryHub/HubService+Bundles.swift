@@ -108,7 +108,13 @@ extension HubService {
                 entry.status = "refused"
                 entry.code = detail?.code ?? "http_\(reply.status)"
                 var message = detail?.message ?? "HTTP \(reply.status)"
-                if detail?.code == "out_of_sequence", let expected = detail?.expectedSeq, expected < entry.seqFrom {
+                if detail?.code == "cloned_replica" {
+                    // SPEC §12.5: from a file, the likelier cause is a stale bundle.
+                    message =
+                        "the hub already holds changes #\(entry.seqFrom)…#\(entry.seqTo) of agent \(h.agentID) with other content. Most often this bundle is stale: the PC sent those changes online after the bundle was made, re-sealed in another form (after a clock or size refusal), so nothing is lost; throw this file away and, if the PC still shows changes waiting, make a new bundle there (ferry agent export-bundle FILE). If the PC did not sync online since it made this bundle, two PCs run copies of this agent's directory: enroll the copy as its own agent with a new token. The hub has noted a possible copy on agent \(h.agentID)"
+                } else if detail?.code == "out_of_sequence", let expected = detail?.expectedSeq,
+                    expected < entry.seqFrom
+                {
                     message =
                         "changes #\(expected)…#\(entry.seqFrom - 1) of agent \(h.agentID) are missing here: they are in an earlier bundle from that PC (before bundle #\(h.serial)) that was not imported at this hub. Import that bundle first, or make a new one at the commune (ferry agent export-bundle FILE carries every change the hub has not confirmed). Nothing from this bundle was lost: import it again afterwards"
                 }

@@ -96,6 +96,46 @@ struct BundleEndToEndTests {
         #expect(refused.status != 0 && refused.text.contains("notices failed verification"), "\(refused.text)")
     }
 
+    /// SPEC §12.5: a bundle whose numbers the hub already holds with other
+    /// content is refused, nothing applied, and the message names the likely
+    /// cause (a stale bundle) before the other one (a copied directory).
+    @Test func aBundleWhoseNumbersTheHubHoldsWithOtherContentSaysWhichTwoCausesItCanHave() async throws {
+        let sb = try Sandbox("bundle-stale")
+        defer { sb.close() }
+        let hub = try await sb.serveHub(dir: try await sb.initHub())
+        let a = try await sb.enrollAgent("a", hub: hub, commune: Self.commune)
+        try await sb.ok([
+            "records", "add", "owner_name=Đỗ Văn Nam", "owner_id=068123450002", "status=draft", "--dir", a,
+        ])
+        let other = sb.path("a-copy")
+        try FileManager.default.copyItem(atPath: a, toPath: other)
+        try await sb.ok([
+            "records", "add", "owner_name=Đỗ Thị Lan", "owner_id=068123450003", "status=draft", "--dir", other,
+        ])
+        try await sb.ok(["agent", "sync", "--dir", a])
+        let file = sb.path("stale.ferry")
+        try await sb.ok(["agent", "export-bundle", file, "--dir", other])
+        let hubStore = try hubStore(hub.dir)
+        let before = try hubStore.totals()
+        let r = try await sb.run(["hub", "import-bundle", file, "--dir", hub.dir, "--json"])
+        let report = try decodeJSON(HubBundleImportJSON.self, r.out)
+        let refused = try #require(report.entries.first, "\(r.text)")
+        #expect(refused.status == "refused" && refused.code == "cloned_replica", "\(r.text)")
+        #expect(refused.message?.contains("Most often this bundle is stale") == true, "\(refused.message ?? "")")
+        #expect(refused.message?.contains("two PCs run copies") == true)
+        #expect(try hubStore.totals()["leaves"] == before["leaves"], "nothing applied")
+    }
+
+    /// `ferry hub import-bundle --json`, as much as the tests read.
+    struct HubBundleImportJSON: Decodable {
+        struct Entry: Decodable {
+            var status: String
+            var code: String?
+            var message: String?
+        }
+        var entries: [Entry]
+    }
+
     @Test func aCommuneWithNoLinkSyncsByBundleBothWaysAndALaterSyncSendsNothingTwice() async throws {
         let sb = try Sandbox("bundle-trip")
         defer { sb.close() }
