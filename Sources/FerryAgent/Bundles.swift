@@ -117,7 +117,7 @@ extension SyncEngine {
     /// - Throws: ``BundleError`` with what to do; nothing is applied then.
     public func importBundle(from path: String, limits: OfflineBundleLimits = .standard) throws -> AgentBundleImport {
         let bytes = try BundleFile.read(path, maxBytes: limits.maxBytes)
-        let (h, entries, noticeBytes) = try OfflineBundle.parseWithNotices(bytes, limits: limits)
+        let (h, entries, extraBytes) = try OfflineBundle.parseWithExtras(bytes, limits: limits)
         guard h.kind == .hubPages else {
             throw BundleError(
                 .wrongKind,
@@ -138,20 +138,22 @@ extension SyncEngine {
                 "this bundle was made for agent \(h.agentID), but this PC is agent \(config.agentID) (commune \(config.commune)): nothing was imported; ask the hub operator for: ferry hub export-bundle --agent \(config.agentID) FILE"
             )
         }
-        // Every page, and the notices, are authenticated before anything is applied.
-        var notices: QuarantineNoticesV1?
-        if let noticeBytes {
+        // Every page, and the extras, are authenticated before anything is applied.
+        var extras: BundleExtrasV1?
+        if let extraBytes {
             let context = OfflineBundle.noticesContext(serial: h.serial)
-            guard let n = try? HubJSON.decoder.decode(QuarantineNoticesV1.self, from: Data(noticeBytes)),
-                verifiedNotices(n, context: context) != nil
+            guard let x = BundleExtrasV1.open(extraBytes, agent: config.agentID, serial: h.serial, key: keys.receive),
+                x.notices.map({ verifiedNotices($0, context: context) != nil }) ?? true,
+                (try? x.conflicts?.check(commune: config.commune)) != nil
             else {
                 throw BundleError(
                     .corrupted,
-                    "the bundle's quarantine notices failed verification: the file was altered or damaged; nothing was imported, ask the hub operator for a new bundle"
+                    "the bundle's conflict list and quarantine notices failed verification: the file was altered or damaged, or made for another PC; nothing was imported, ask the hub operator for a new bundle"
                 )
             }
-            notices = n
+            extras = x
         }
+        let notices = extras?.notices
         var pages: [OpenedChangeSet] = []
         for (i, e) in entries.enumerated() {
             let opened: OpenedChangeSet
@@ -197,6 +199,12 @@ extension SyncEngine {
         // After the pages: a notice corrects a field only while it still shows the refused write.
         let corrected =
             try notices.map { try applyNotices($0, context: OfflineBundle.noticesContext(serial: h.serial)) } ?? 0
+        // The commune's conflicts as of the hub's bundle (SPEC §12.4), unless a sync already brought a newer list.
+        if let list = extras?.conflicts,
+            (try store.meta("commune_conflicts_ms")).flatMap({ UInt64($0) }).map({ $0 <= list.hubTimeMs }) ?? true
+        {
+            try store.replaceHubConflicts(list, atMillis: list.hubTimeMs)
+        }
         let hubMs = last.header.createdHLC.millis
         let after = try store.counts()
         let pending = after.pendingWrites + after.inFlightWrites

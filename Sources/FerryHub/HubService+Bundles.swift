@@ -47,6 +47,8 @@ public struct HubBundleExport: Sendable, Codable {
     public var more: Bool
     /// Open quarantine entries of the agent's writes the bundle carries notices of (SPEC §12.4).
     public var quarantined: Int
+    /// Open conflicts on the agent's commune the bundle lists (SPEC §12.4).
+    public var conflicts: Int
 }
 
 /// Offline bundles, hub side (SPEC §12).
@@ -170,20 +172,23 @@ extension HubService {
             agentID: agent.id, serial: cursor, seqFrom: since + 1, seqTo: cursor, ack: agent.appliedSeq,
             createdMs: store.nowMillis(), count: pages.count)
         // SPEC §12.4: what the hub quarantined from this agent and still holds open,
-        // with the values it accepted instead, as an upload's ack would say it.
+        // with the values it accepted instead, as an upload's ack would say it;
+        // and the commune's open conflicts, as §9.13 lists them; sealed for the agent.
         let open = try store.openQuarantine(origin: agent.id, limit: Self.maxBundleNotices)
-        var notices: [UInt8]?
+        var notices: QuarantineNoticesV1?
         if !open.isEmpty {
             let registers = try store.transaction { tx in try tx.registers(of: Array(Set(open.map(\.write.record)))) }
             let items = open.map {
                 QuarantineNotice(
                     refused: $0.write, reason: $0.reason, accepted: registers[$0.write.record]?[$0.write.field]?.winner)
             }
-            notices = Array(
-                try HubJSON.encoder.encode(
-                    signedNotices(items, for: agent, context: OfflineBundle.noticesContext(serial: cursor))))
+            notices = signedNotices(items, for: agent, context: OfflineBundle.noticesContext(serial: cursor))
         }
-        let bytes = OfflineBundle.encode(header, entries: pages, notices: notices)
+        let conflicts = try conflictList(for: agent)
+        let keys = try identity.kx.serverSessionKeys(client: try KXPublicKey(bytes: agent.kxPublicKey))
+        let extras = try BundleExtrasV1(conflicts: conflicts, notices: notices).sealed(
+            agent: agent.id, serial: cursor, key: keys.transmit)
+        let bytes = OfflineBundle.encode(header, entries: pages, extras: extras)
         logger.notice(
             "offline bundle for an agent written",
             metadata: [
@@ -196,7 +201,7 @@ extension HubService {
             HubBundleExport(
                 agent: agent.id, serial: cursor, pages: pages.count, seqFrom: since + 1, seqTo: cursor,
                 acknowledged: agent.appliedSeq, writes: writes, bytes: bytes.count, more: more,
-                quarantined: open.count)
+                quarantined: open.count, conflicts: conflicts.open)
         )
     }
 

@@ -15,6 +15,29 @@ extension HubService {
         return reply
     }
 
+    /// The open conflicts on `agent`'s commune as §9.13 lists them (also put in
+    /// the hub's offline bundles, §12.4). Bounded work: one keyset page of the
+    /// commune's conflicts (an index on commune) and one count.
+    func conflictList(for agent: AgentInfo) throws -> CommuneConflictsV1 {
+        let page = try store.conflictPage(
+            ConflictFilter(commune: agent.commune), after: nil, limit: CommuneConflictsV1.maxListed)
+        var listed = page.items.map { c in
+            var c = c
+            c.sides = Array(c.sides.prefix(CommuneConflictsV1.maxSides))
+            return c
+        }
+        var answer = CommuneConflictsV1(
+            commune: agent.commune, open: listed.count + page.remaining, conflicts: listed,
+            hubTimeMs: store.nowMillis())
+        // Values are bounded by the forms, but fifty long texts could still
+        // pass the bound: list fewer rather than refuse (`open` stays true).
+        while !listed.isEmpty, (try HubJSON.encoder.encode(answer)).count > CommuneConflictsV1.maxPlaintextBytes {
+            listed.removeLast(max(1, listed.count / 2))
+            answer.conflicts = listed
+        }
+        return answer
+    }
+
     private func communeConflictsInner(_ request: SignedAgentHeaders) -> HubReply {
         do {
             let agent: AgentInfo
@@ -26,26 +49,7 @@ extension HubService {
             case .success(let a): agent = a
             case .failure(let refusal): return refusal.reply
             }
-            // Bounded work: one keyset page of the commune's conflicts (an index
-            // on commune) and one count.
-            let page = try store.conflictPage(
-                ConflictFilter(commune: agent.commune), after: nil, limit: CommuneConflictsV1.maxListed)
-            var listed = page.items.map { c in
-                var c = c
-                c.sides = Array(c.sides.prefix(CommuneConflictsV1.maxSides))
-                return c
-            }
-            let open = listed.count + page.remaining
-            var answer = CommuneConflictsV1(
-                commune: agent.commune, open: open, conflicts: listed, hubTimeMs: store.nowMillis())
-            // Values are bounded by the forms, but fifty long texts could still
-            // pass the bound: list fewer rather than refuse (`open` stays true).
-            while !listed.isEmpty,
-                (try HubJSON.encoder.encode(answer)).count > CommuneConflictsV1.maxPlaintextBytes
-            {
-                listed.removeLast(max(1, listed.count / 2))
-                answer.conflicts = listed
-            }
+            let answer = try conflictList(for: agent)
             let keys = try identity.kx.serverSessionKeys(client: try KXPublicKey(bytes: agent.kxPublicKey))
             let sealed = try ConflictsAuth.seal(
                 answer, agent: agent.id, timeMs: request.timeMs, key: keys.transmit)

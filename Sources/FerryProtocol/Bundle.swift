@@ -96,9 +96,9 @@ public struct BundleError: Error, Sendable, Equatable, CustomStringConvertible {
 public enum OfflineBundle {
     public static let magic: [UInt8] = Array("FRYB".utf8)
     public static let formatVersion: UInt8 = 1
-    /// The format of a hub-pages bundle that also carries the hub's signed
-    /// quarantine notices for the agent (SPEC §12.1); written only when there are some.
-    public static let noticesFormatVersion: UInt8 = 2
+    /// The format of a hub-pages bundle: its pages, then the sealed extras
+    /// (the commune's conflicts, the hub's quarantine notices; SPEC §12.1).
+    public static let extrasFormatVersion: UInt8 = 2
     /// Longest agent id a header carries (SPEC §9.4 bounds ids to 128 bytes).
     public static let maxAgentIDBytes = 128
     /// Bytes of the header after the agent id, the digest included.
@@ -106,21 +106,21 @@ public enum OfflineBundle {
 
     /// The bundle file: header, digest, then `u32be(|e|) ‖ e` for each envelope.
     /// The digest is BLAKE2b-256 over every byte before it and the content after it.
-    /// With `notices` (hub pages only: the JSON of a signed `QuarantineNoticesV1`),
-    /// format 2 and `u32be(|N|) ‖ N` after the envelopes.
-    public static func encode(_ header: OfflineBundleHeader, entries: [[UInt8]], notices: [UInt8]? = nil) -> [UInt8] {
+    /// With `extras` (hub pages only: sealed ``BundleExtrasV1``), format 2 and
+    /// `u32be(|X|) ‖ X` after the envelopes.
+    public static func encode(_ header: OfflineBundleHeader, entries: [[UInt8]], extras: [UInt8]? = nil) -> [UInt8] {
         var content: [UInt8] = []
-        content.reserveCapacity(entries.reduce(0) { $0 + 4 + $1.count } + 4 + (notices?.count ?? 0))
+        content.reserveCapacity(entries.reduce(0) { $0 + 4 + $1.count } + 4 + (extras?.count ?? 0))
         for e in entries {
             content += be32(UInt32(clamping: e.count))
             content += e
         }
-        let withNotices = notices != nil && header.kind == .hubPages
-        if withNotices, let notices {
-            content += be32(UInt32(clamping: notices.count))
-            content += notices
+        let withExtras = extras != nil && header.kind == .hubPages
+        if withExtras, let extras {
+            content += be32(UInt32(clamping: extras.count))
+            content += extras
         }
-        var h = magic + [withNotices ? noticesFormatVersion : formatVersion, header.kind.rawValue]
+        var h = magic + [withExtras ? extrasFormatVersion : formatVersion, header.kind.rawValue]
         h += header.hubFingerprint.prefix(8) + [UInt8](repeating: 0, count: max(0, 8 - header.hubFingerprint.count))
         h += header.recipientKeyID.prefix(8) + [UInt8](repeating: 0, count: max(0, 8 - header.recipientKeyID.count))
         let id = Array(header.agentID.utf8.prefix(maxAgentIDBytes))
@@ -141,14 +141,14 @@ public enum OfflineBundle {
     public static func parse(_ bytes: [UInt8], limits: OfflineBundleLimits = .standard) throws(BundleError) -> (
         header: OfflineBundleHeader, entries: [[UInt8]]
     ) {
-        let p = try parseWithNotices(bytes, limits: limits)
+        let p = try parseWithExtras(bytes, limits: limits)
         return (p.header, p.entries)
     }
 
-    /// As ``parse(_:limits:)``, with the notices a format-2 hub-pages bundle
-    /// carries (unauthenticated bytes: the reader verifies their signature).
-    public static func parseWithNotices(_ bytes: [UInt8], limits: OfflineBundleLimits = .standard)
-        throws(BundleError) -> (header: OfflineBundleHeader, entries: [[UInt8]], notices: [UInt8]?)
+    /// As ``parse(_:limits:)``, with the sealed extras a format-2 hub-pages
+    /// bundle carries (unopened: the agent opens them with its session key).
+    public static func parseWithExtras(_ bytes: [UInt8], limits: OfflineBundleLimits = .standard)
+        throws(BundleError) -> (header: OfflineBundleHeader, entries: [[UInt8]], extras: [UInt8]?)
     {
         guard bytes.count <= limits.maxBytes else {
             throw BundleError(
@@ -163,13 +163,13 @@ public enum OfflineBundle {
                 "this file is not a Ferry bundle (it does not start with FRYB): check that you picked the file written by `ferry agent export-bundle` or `ferry hub export-bundle`"
             )
         }
-        guard bytes[4] == formatVersion || bytes[4] == noticesFormatVersion else {
+        guard bytes[4] == formatVersion || bytes[4] == extrasFormatVersion else {
             throw BundleError(
                 .unsupportedVersion,
-                "the bundle has format version \(bytes[4]); this ferry reads versions \(formatVersion) and \(noticesFormatVersion): update the older side's software"
+                "the bundle has format version \(bytes[4]); this ferry reads versions \(formatVersion) and \(extrasFormatVersion): update the older side's software"
             )
         }
-        let withNotices = bytes[4] == noticesFormatVersion
+        let withExtras = bytes[4] == extrasFormatVersion
         var r = Reader(bytes: bytes, at: 5)
         guard let kindByte = r.u8() else { throw truncatedFile }
         guard let kind = OfflineBundleHeader.Kind(rawValue: kindByte) else {
@@ -232,18 +232,18 @@ public enum OfflineBundle {
             guard let e = r.bytes(n) else { throw truncatedFile }
             entries.append(e)
         }
-        var notices: [UInt8]?
-        if withNotices {
+        var extras: [UInt8]?
+        if withExtras {
             guard kind == .hubPages else {
-                throw BundleError(.malformed, "a bundle of change sets for the hub cannot carry the hub's notices")
+                throw BundleError(.malformed, "a bundle of change sets for the hub cannot carry the hub's extras")
             }
             guard let n32 = r.u32() else { throw truncatedFile }
             guard let n = Int(exactly: n32), n <= limits.maxEnvelopeBytes else {
                 throw BundleError(
-                    .oversized, "the bundle's quarantine notices are \(n32) bytes, over \(limits.maxEnvelopeBytes)")
+                    .oversized, "the bundle's conflicts and notices are \(n32) bytes, over \(limits.maxEnvelopeBytes)")
             }
             guard let b = r.bytes(n) else { throw truncatedFile }
-            notices = b
+            extras = b
         }
         guard r.at == bytes.count else {
             throw BundleError(.malformed, "the bundle has bytes after its \(count) change sets")
@@ -252,7 +252,7 @@ public enum OfflineBundle {
             kind: kind, hubFingerprint: fingerprint, recipientKeyID: recipient, agentID: agentID, serial: serial,
             seqFrom: seqFrom, seqTo: seqTo, ack: ack, createdMs: created, count: count)
         try checkTiling(header, entries)
-        return (header, entries, notices)
+        return (header, entries, extras)
     }
 
     /// The string a bundle's quarantine notices are signed under in place of a

@@ -21,6 +21,21 @@ public struct CommuneConflictsV1: Codable, Sendable, Equatable {
         self.hubTimeMs = hubTimeMs
     }
 
+    /// Refuses a list for another commune or outside the bounds (counts, sides, lengths).
+    public func check(commune expected: String) throws(ConflictsAuth.OpenError) {
+        guard commune == expected else {
+            throw .malformed("it is for commune '\(commune.prefix(40))', this PC is in \(expected)")
+        }
+        guard open >= conflicts.count, conflicts.count <= Self.maxListed else {
+            throw .malformed("\(conflicts.count) conflicts listed, \(open) open")
+        }
+        for c in conflicts {
+            guard c.commune == expected, c.sides.count <= Self.maxSides, c.field.utf8.count <= 256,
+                c.kind.utf8.count <= 64, c.record.utf8.count <= 64
+            else { throw .malformed("a conflict on record '\(c.record.prefix(40))' is out of bounds") }
+        }
+    }
+
     /// Conflicts listed in one answer.
     public static let maxListed = 50
     /// Competing values listed per conflict.
@@ -87,17 +102,47 @@ public enum ConflictsAuth {
         } catch {
             throw .malformed("\(error)".prefix(200).description)
         }
-        guard answer.commune == commune else {
-            throw .malformed("it is for commune '\(answer.commune.prefix(40))', this PC is in \(commune)")
-        }
-        guard answer.open >= answer.conflicts.count, answer.conflicts.count <= CommuneConflictsV1.maxListed else {
-            throw .malformed("\(answer.conflicts.count) conflicts listed, \(answer.open) open")
-        }
-        for c in answer.conflicts {
-            guard c.commune == commune, c.sides.count <= CommuneConflictsV1.maxSides, c.field.utf8.count <= 256,
-                c.kind.utf8.count <= 64, c.record.utf8.count <= 64
-            else { throw .malformed("a conflict on record '\(c.record.prefix(40))' is out of bounds") }
-        }
+        try answer.check(commune: commune)
         return answer
+    }
+}
+
+/// What a hub-pages bundle carries besides its pages (SPEC §12.4): the
+/// commune's conflict list and the hub's signed quarantine notices for the
+/// agent, sealed for it, since a USB stick is easily lost.
+public struct BundleExtrasV1: Codable, Sendable, Equatable {
+    public var conflicts: CommuneConflictsV1?
+    public var notices: QuarantineNoticesV1?
+
+    public init(conflicts: CommuneConflictsV1?, notices: QuarantineNoticesV1?) {
+        self.conflicts = conflicts
+        self.notices = notices
+    }
+
+    /// The associated data: `"ferry/bundle-extras/v1\n" ‖ agent ‖ "\n" ‖ dec(serial)`.
+    public static func associatedData(agent: String, serial: UInt64) -> [UInt8] {
+        Array("ferry/bundle-extras/v1\n\(agent)\n\(serial)".utf8)
+    }
+
+    /// 24-byte random nonce ‖ XChaCha20-Poly1305 of the JSON, under the hub → agent session key.
+    public func sealed(agent: String, serial: UInt64, key: SecretBytes) throws -> [UInt8] {
+        let nonce = randomBytes(AEAD.nonceBytes)
+        return nonce
+            + (try AEAD.seal(
+                Array(try HubJSON.encoder.encode(self)),
+                associatedData: Self.associatedData(agent: agent, serial: serial),
+                nonce: nonce, key: key))
+    }
+
+    /// Opens extras sealed for `agent` under the bundle's `serial`; nil when they
+    /// do not open or do not parse (altered, or made for another agent or bundle).
+    public static func open(_ bytes: [UInt8], agent: String, serial: UInt64, key: SecretBytes) -> BundleExtrasV1? {
+        let n = AEAD.nonceBytes
+        guard bytes.count > n,
+            let plain = try? AEAD.open(
+                Array(bytes[n...]), associatedData: associatedData(agent: agent, serial: serial),
+                nonce: Array(bytes[..<n]), key: key)
+        else { return nil }
+        return try? HubJSON.decoder.decode(BundleExtrasV1.self, from: Data(plain))
     }
 }

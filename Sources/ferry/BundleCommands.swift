@@ -212,6 +212,9 @@ struct HubExportBundle: AsyncParsableCommand {
                 "It also tells the PC which \(r.quarantined) of its value(s) this hub holds in quarantine, and the values kept instead."
             )
         }
+        if r.conflicts > 0 {
+            print("It lists the \(r.conflicts) open conflict(s) on the commune's records for the PC's staff.")
+        }
         if r.more {
             print("The agent has more waiting than one bundle holds: make another after this one is imported.")
         }

@@ -49,7 +49,11 @@ struct BundleEndToEndTests {
         // The province drops the choice "submitted" (v2) and moves the records there;
         // the PC, offline from now on, still has v1 and writes it.
         try await publishFormDroppingSubmitted(sb, hubDir: hub.dir)
-        try await sb.ok(["records", "edit", rid, "status=submitted", "owner_name=Phạm Thị Hoà", "--dir", a])
+        // And the hub operator corrects the owner's id while the clerk does too: a conflict.
+        try await sb.ok(["records", "edit", rid, "owner_id=068123450009", "--at-hub", "--hub-dir", hub.dir])
+        try await sb.ok([
+            "records", "edit", rid, "status=submitted", "owner_name=Phạm Thị Hoà", "owner_id=068123450008", "--dir", a,
+        ])
 
         let up = sb.path("up.ferry")
         try await sb.ok(["agent", "export-bundle", up, "--dir", a])
@@ -73,6 +77,10 @@ struct BundleEndToEndTests {
         let q = try replica.quarantined()
         #expect(q.count == 1 && q.first?.field == "status" && q.first?.value == "submitted", "\(q)")
         #expect(q.first?.reason.isEmpty == false)
+        // The commune's conflict list came with the bundle, as §9.13 would list it online.
+        let listed = try replica.hubConflicts()
+        #expect(listed.map(\.field) == ["owner_id"], "\(listed)")
+        #expect(try replica.meta("commune_conflicts_open") == "1")
         let cmp = try compare(agentDir: a, hub: hubStore)
         #expect(cmp.identical, "PC and hub agree field by field after the bundles: \(cmp)")
 
@@ -81,19 +89,20 @@ struct BundleEndToEndTests {
         #expect(again.status == 3, "\(again.text)")
         #expect(try replica.quarantined().count == 1)
 
-        // Notices that were altered are refused, and nothing of the bundle is applied.
+        // The extras are sealed for this PC: the file shows no value or reason.
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: down)))
-        try #require(bytes[4] == OfflineBundle.noticesFormatVersion)
-        let parsed = try OfflineBundle.parseWithNotices(bytes)
-        var notices = try HubJSON.decoder.decode(QuarantineNoticesV1.self, from: Data(try #require(parsed.notices)))
-        try #require(!notices.refused.isEmpty)
-        notices.refused[0].reason = "nothing wrong, keep it"
-        bytes = OfflineBundle.encode(
-            parsed.header, entries: parsed.entries, notices: Array(try HubJSON.encoder.encode(notices)))
+        try #require(bytes[4] == OfflineBundle.extrasFormatVersion)
+        let wire = String(decoding: bytes, as: UTF8.self)
+        #expect(!wire.contains("draft") && !wire.contains("submitted") && !wire.contains(rid))
+        // Extras that were altered are refused, and nothing of the bundle is applied.
+        let parsed = try OfflineBundle.parseWithExtras(bytes)
+        var extras = try #require(parsed.extras)
+        extras[extras.count / 2] ^= 0x01
+        bytes = OfflineBundle.encode(parsed.header, entries: parsed.entries, extras: extras)
         let forged = sb.path("forged.ferry")
         try Data(bytes).write(to: URL(fileURLWithPath: forged))
         let refused = try await sb.run(["agent", "import-bundle", forged, "--dir", a])
-        #expect(refused.status != 0 && refused.text.contains("notices failed verification"), "\(refused.text)")
+        #expect(refused.status != 0 && refused.text.contains("failed verification"), "\(refused.text)")
     }
 
     /// SPEC §12.5: a bundle whose numbers the hub already holds with other

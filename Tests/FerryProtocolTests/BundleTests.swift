@@ -48,37 +48,37 @@ struct BundleTests {
         #expect(parsed.entries == entries)
     }
 
-    /// SPEC §12.1: a hub-pages bundle with the hub's quarantine notices is format 2,
-    /// carries them byte for byte after the pages, and is bounded and checked like the rest.
-    @Test func aHubBundleCarriesItsNoticesInFormatTwoAndEveryCutIsRefused() throws {
+    /// SPEC §12.1: a hub-pages bundle with its sealed extras is format 2, carries
+    /// them byte for byte after the pages, and is bounded and checked like the rest.
+    @Test func aHubBundleCarriesItsExtrasInFormatTwoAndEveryCutIsRefused() throws {
         var (h, entries) = try Self.fixture(ranges: [(1, 2), (3, 3)], origin: .hub)
         h.kind = .hubPages
-        let notices = Array(String(repeating: "{\"refused\":[]}", count: 400).utf8)
-        let bytes = OfflineBundle.encode(h, entries: entries, notices: notices)
-        #expect(bytes[4] == OfflineBundle.noticesFormatVersion)
-        let parsed = try OfflineBundle.parseWithNotices(bytes)
-        #expect(parsed.header == h && parsed.entries == entries && parsed.notices == notices)
+        let extras = randomBytes(5_000)
+        let bytes = OfflineBundle.encode(h, entries: entries, extras: extras)
+        #expect(bytes[4] == OfflineBundle.extrasFormatVersion)
+        let parsed = try OfflineBundle.parseWithExtras(bytes)
+        #expect(parsed.header == h && parsed.entries == entries && parsed.extras == extras)
         #expect(try OfflineBundle.parse(bytes).entries == entries)
-        // Without notices: format 1, as before, so older agents still read it.
+        // Without extras: format 1.
         let plain = OfflineBundle.encode(h, entries: entries)
         #expect(plain[4] == OfflineBundle.formatVersion)
-        #expect(try OfflineBundle.parseWithNotices(plain).notices == nil)
-        // A bundle for the hub never carries notices.
+        #expect(try OfflineBundle.parseWithExtras(plain).extras == nil)
+        // A bundle for the hub never carries extras.
         let (ch, ce) = try Self.fixture(ranges: [(1, 2), (3, 3)])
-        #expect(OfflineBundle.encode(ch, entries: ce, notices: notices)[4] == OfflineBundle.formatVersion)
-        // Notices over the entry bound are refused before they are read.
+        #expect(OfflineBundle.encode(ch, entries: ce, extras: extras)[4] == OfflineBundle.formatVersion)
+        // Extras over the entry bound are refused before they are read.
         let largest = entries.map(\.count).max() ?? 0
         #expect(
             Self.refusal {
-                try OfflineBundle.parseWithNotices(bytes, limits: OfflineBundleLimits(maxEnvelopeBytes: largest))
+                try OfflineBundle.parseWithExtras(bytes, limits: OfflineBundleLimits(maxEnvelopeBytes: largest))
             } == .oversized)
         for n in stride(from: 0, to: bytes.count, by: 7) {
-            #expect(Self.refusal { try OfflineBundle.parseWithNotices(Array(bytes.prefix(n))) } != nil, "cut at \(n)")
+            #expect(Self.refusal { try OfflineBundle.parseWithExtras(Array(bytes.prefix(n))) } != nil, "cut at \(n)")
         }
         for i in stride(from: 0, to: bytes.count, by: 11) {
             var b = bytes
             b[i] ^= 0x20
-            #expect(Self.refusal { try OfflineBundle.parseWithNotices(b) } != nil, "byte \(i) flipped")
+            #expect(Self.refusal { try OfflineBundle.parseWithExtras(b) } != nil, "byte \(i) flipped")
         }
     }
 
