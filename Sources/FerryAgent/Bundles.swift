@@ -144,7 +144,7 @@ extension SyncEngine {
             let context = OfflineBundle.noticesContext(serial: h.serial)
             guard let x = BundleExtrasV1.open(extraBytes, agent: config.agentID, serial: h.serial, key: keys.receive),
                 x.notices.map({ verifiedNotices($0, context: context) != nil }) ?? true,
-                (try? x.conflicts?.check(commune: config.commune)) != nil
+                x.conflicts.map({ (try? $0.check(commune: config.commune)) != nil }) ?? true
             else {
                 throw BundleError(
                     .corrupted,

@@ -13,20 +13,10 @@ extension HubService {
     /// Checks the agent, its signature and its time; nil when the request may proceed.
     public func authorizeUpload(_ r: UploadRequestV1) -> HubReply? {
         do {
-            guard let agent = try store.agent(id: r.agentID) else {
-                return uploadRefusedFrom(
-                    r.agentID, 401, "unknown_agent",
-                    "agent \(r.agentID) is not enrolled here: enroll it with a new token")
-            }
-            guard agent.isActive else {
-                return uploadRefusedFrom(
-                    r.agentID, 403, "revoked", "agent \(r.agentID) was revoked: re-enroll with a new token")
-            }
-            let key = try SigningPublicKey(bytes: agent.signPublicKey)
-            guard key.verify(signature: r.signature, of: r.signedMessage) else {
-                return uploadRefusedFrom(
-                    r.agentID, 401, "bad_signature",
-                    "the upload request's signature does not match agent \(r.agentID)'s key")
+            if case .failure(let f) = try signedAgent(
+                r.agentID, signature: r.signature, message: r.signedMessage, what: "upload request")
+            {
+                return uploadRefusedFrom(r.agentID, f.status, f.code, f.message)
             }
             // A signed request can be replayed only within the window, and then only
             // onto the same bytes (length and digest are signed).

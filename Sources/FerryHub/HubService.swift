@@ -339,32 +339,35 @@ public final class HubService: Sendable {
         }
     }
 
-    /// A refusal of a signed agent request, as a reply.
+    /// A refusal of a signed agent request: its status, code and message.
     struct AgentRefusal: Error {
-        var reply: HubReply
+        var status: Int
+        var code: String
+        var message: String
+        var reply: HubReply { .error(status, code: code, message) }
     }
 
-    /// The enrolled, active agent `id` whose key signed `message` (SPEC §9.4, §9.13),
-    /// or the typed refusal: 401 `unknown_agent`, 403 `revoked`, 401 `bad_signature`.
+    /// The enrolled, active agent `id` whose key signed `message` (SPEC §9.4, §9.10,
+    /// §9.13), or the typed refusal: 401 `unknown_agent`, 403 `revoked`, 401 `bad_signature`.
     func signedAgent(_ id: String, signature: [UInt8], message: [UInt8], what: String) throws -> Result<
         AgentInfo, AgentRefusal
     > {
         guard let agent = try store.agent(id: id) else {
             return .failure(
                 AgentRefusal(
-                    reply: .error(
-                        401, code: "unknown_agent", "agent \(id) is not enrolled here: enroll it with a new token")))
+                    status: 401, code: "unknown_agent",
+                    message: "agent \(id) is not enrolled here: enroll it with a new token"))
         }
         guard agent.isActive else {
             return .failure(
                 AgentRefusal(
-                    reply: .error(403, code: "revoked", "agent \(id) was revoked: re-enroll with a new token")))
+                    status: 403, code: "revoked", message: "agent \(id) was revoked: re-enroll with a new token"))
         }
         guard try SigningPublicKey(bytes: agent.signPublicKey).verify(signature: signature, of: message) else {
             return .failure(
                 AgentRefusal(
-                    reply: .error(
-                        401, code: "bad_signature", "the \(what)'s signature does not match agent \(id)'s key")))
+                    status: 401, code: "bad_signature",
+                    message: "the \(what)'s signature does not match agent \(id)'s key"))
         }
         return .success(agent)
     }
