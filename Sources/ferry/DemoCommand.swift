@@ -114,6 +114,23 @@ struct DemoCommand: AsyncParsableCommand {
         step("8. Open conflicts at the hub (kept for an operator; nothing was dropped)")
         print(try sp.run(["conflicts", "list", "--hub-dir", "hub"]).out)
         print("Resolve with: ferry conflicts resolve RECORD FIELD [--value V] --hub-dir HUB")
+
+        step("9. What each commune's PC shows of its own conflicts (ferry status, the entry page)")
+        // The agents ask the hub for their commune's list after a round that moved writes (SPEC §9.13).
+        let perCommune = try hubStore.openItemsByCommune().conflicts
+        _ = try waitUntil(timeout: 20, interval: 0.5) {
+            try homes.allSatisfy { h in
+                try h.store().meta("commune_conflicts_open") == String(perCommune[try h.config().commune] ?? 0)
+            }
+        }
+        for h in homes {
+            let c = try h.config()
+            let shown = try h.store().meta("commune_conflicts_open") ?? "not asked yet"
+            let fields = try h.store().hubConflicts().map { "\($0.record.prefix(13))….\($0.field)" }
+            print(
+                "\(c.agentID): \(shown) open conflict(s) on commune \(c.commune)'s records (hub: \(perCommune[c.commune] ?? 0))"
+                    + (fields.isEmpty ? "" : ": " + fields.joined(separator: ", ")))
+        }
         print(
             String(
                 format: "\nDemo finished in %.1f s.%@", Date().timeIntervalSince(started),

@@ -246,5 +246,14 @@ struct SyncEndToEndTests {
         #expect(r.status == 0, "ferry demo failed: \(r.text.suffix(3000))")
         #expect(r.out.contains("CONVERGED: all three replicas"), "\(r.out.suffix(3000))")
         #expect(!r.out.contains("NOT CONVERGED"))
+        // Step 9: each PC shows as many conflicts on its commune's records as the hub holds (SPEC §9.13).
+        let shown = r.out.split(separator: "\n").filter { $0.contains("open conflict(s) on commune") }
+        #expect(shown.count == 3, "\(r.out.suffix(1500))")
+        for line in shown {
+            let mine = line.split(separator: ": ").dropFirst().first?.split(separator: " ").first
+            let hub = line.components(separatedBy: "(hub: ").dropFirst().first?.prefix { $0.isNumber }
+            #expect(mine.map(String.init) == hub.map(String.init), "\(line)")
+        }
+        #expect(shown.contains { !$0.contains(": 0 open") }, "the demo makes conflicts: \(shown)")
     }
 }
