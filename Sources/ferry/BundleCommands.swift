@@ -6,6 +6,7 @@ import FerryHub
 import FerryProtocol
 import FerryStore
 import Foundation
+import Logging
 
 /// Exit codes of the bundle commands: 0 something was carried, 3 nothing new
 /// (the bundle was imported before), 1 refused (the message says why).
@@ -21,6 +22,22 @@ func bundleFailure(_ e: BundleError, json: Bool) throws -> Never {
         throw ExitCode(BundleExit.nothingNew)
     }
     throw UserError("\(e.message) [\(e.code.rawValue)]")
+}
+
+/// Runs one bundle step on a sync engine over `home`, then shuts the engine
+/// down. A bundle refusal ends the command as ``bundleFailure(_:json:)`` says;
+/// any other failure is described as a fault of the replica.
+func bundleStep<T>(_ home: AgentHome, logger: Logger, json: Bool, _ step: (SyncEngine) throws -> T) async throws -> T {
+    let engine = try SyncEngine(home: home, logger: logger)
+    let result = Result { try step(engine) }
+    await engine.shutdown()
+    do {
+        return try result.get()
+    } catch let e as BundleError {
+        try bundleFailure(e, json: json)
+    } catch {
+        throw UserError(StoreFault.describe(error, path: home.replicaPath))
+    }
 }
 
 struct AgentExportBundle: AsyncParsableCommand {
@@ -42,16 +59,9 @@ struct AgentExportBundle: AsyncParsableCommand {
 
     func run() async throws {
         let home = agent.home
-        let engine = try SyncEngine(home: home, logger: Log.logger("ferry.agent"))
-        let result = Result { try engine.exportBundle(to: file, newOnly: newOnly) }
-        await engine.shutdown()
-        let r: AgentBundleExport
-        do {
-            r = try result.get()
-        } catch let e as BundleError {
-            try bundleFailure(e, json: json)
-        } catch {
-            throw UserError(StoreFault.describe(error, path: home.replicaPath))
+        let (file, newOnly) = (file, newOnly)
+        let r = try await bundleStep(home, logger: Log.logger("ferry.agent"), json: json) {
+            try $0.exportBundle(to: file, newOnly: newOnly)
         }
         if json { return try printJSON(r) }
         print(
@@ -92,17 +102,8 @@ struct AgentImportBundle: AsyncParsableCommand {
             )
         }
         defer { lock.release() }
-        let engine = try SyncEngine(home: home, logger: logger)
-        let result = Result { try engine.importBundle(from: file) }
-        await engine.shutdown()
-        let r: AgentBundleImport
-        do {
-            r = try result.get()
-        } catch let e as BundleError {
-            try bundleFailure(e, json: json)
-        } catch {
-            throw UserError(StoreFault.describe(error, path: home.replicaPath))
-        }
+        let file = file
+        let r = try await bundleStep(home, logger: logger, json: json) { try $0.importBundle(from: file) }
         if json { return try printJSON(r) }
         print(
             "Imported the hub's bundle: \(r.pagesApplied) of \(r.pages) page(s) new, \(r.writesChanged) field(s) changed; hub changes here now up to #\(r.hubCursor)."
